@@ -1,0 +1,165 @@
+"""Exceptions raised by callfsm.
+
+Every error callfsm raises derives from :class:`CallFSMError`::
+
+    CallFSMError
+    ├── LifecycleError (ValueError)    a lifecycle definition that cannot work
+    ├── UnknownStatus (ValueError)     a status word the lifecycle does not know
+    ├── IllegalTransition              an update the lifecycle forbids
+    ├── UnknownCall (LookupError)      a call the tracker has never seen
+    ├── WaitTimeout (TimeoutError)     a wait ended before the call did
+    ├── AsyncHandlerError (TypeError)  a coroutine handler met the synchronous path
+    └── HandlerError                   handlers raised while errors are set to raise
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._events import HandlerFailure
+
+__all__ = [
+    "AsyncHandlerError",
+    "CallFSMError",
+    "HandlerError",
+    "IllegalTransition",
+    "LifecycleError",
+    "UnknownCall",
+    "UnknownStatus",
+    "WaitTimeout",
+]
+
+
+def _names(items: Iterable[str]) -> str:
+    listed = ", ".join(repr(i) for i in items)
+    return listed or "nothing"
+
+
+class CallFSMError(Exception):
+    """Base class of every error callfsm raises."""
+
+
+class LifecycleError(CallFSMError, ValueError):
+    """A lifecycle definition is inconsistent; the message names the culprit."""
+
+
+class UnknownStatus(CallFSMError, ValueError):
+    """A status word is neither a state nor an alias of the lifecycle.
+
+    Args:
+        status: The word that was given.
+        states: The lifecycle's states.
+        aliases: The other words the lifecycle understands.
+        call_id: The call the update was for, if known.
+    """
+
+    def __init__(
+        self,
+        status: object,
+        states: Sequence[str],
+        aliases: Sequence[str],
+        call_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.states = tuple(states)
+        self.aliases = tuple(aliases)
+        self.call_id = call_id
+        where = f" for call {call_id!r}" if call_id is not None else ""
+        super().__init__(
+            f"unknown status {status!r}{where}; known states: {_names(self.states)}; "
+            f"aliases: {_names(self.aliases)}"
+        )
+
+
+class IllegalTransition(CallFSMError):
+    """An update asked for a state the lifecycle does not allow from the current one.
+
+    Args:
+        call_id: The call the update was for.
+        current: The state the call was in; it is still in it.
+        requested: The state the update asked for.
+        allowed: The states that would have been legal next.
+    """
+
+    def __init__(
+        self, call_id: str, current: str, requested: str, allowed: Iterable[str]
+    ) -> None:
+        self.call_id = call_id
+        self.current = current
+        self.requested = requested
+        self.allowed = tuple(allowed)
+        if self.allowed:
+            legal = f"from {current!r} the lifecycle allows {_names(self.allowed)}"
+        else:
+            legal = f"{current!r} is terminal and never changes"
+        super().__init__(
+            f"call {call_id!r} cannot go from {current!r} to {requested!r}: {legal}; "
+            f"the call stays {current!r}"
+        )
+
+
+class UnknownCall(CallFSMError, LookupError):
+    """The tracker holds no record of this call.
+
+    Args:
+        call_id: The call that was asked for.
+    """
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        super().__init__(f"no call {call_id!r} is tracked")
+
+
+class WaitTimeout(CallFSMError, TimeoutError):
+    """A wait for a call to end ran out of time.
+
+    Args:
+        call_id: The call that was waited for.
+        state: Its state when the wait gave up, or None if never seen.
+        timeout: The seconds waited.
+    """
+
+    def __init__(self, call_id: str, state: str | None, timeout: float) -> None:
+        self.call_id = call_id
+        self.state = state
+        self.timeout = timeout
+        now = f"it is still {state!r}" if state is not None else "it was never seen"
+        super().__init__(f"call {call_id!r} did not end within {timeout:g} s; {now}")
+
+
+class AsyncHandlerError(CallFSMError, TypeError):
+    """A coroutine handler is connected but the update came through the sync path.
+
+    Args:
+        handlers: The coroutine handlers that a synchronous update cannot run.
+    """
+
+    def __init__(self, handlers: Sequence[object]) -> None:
+        self.handlers = tuple(handlers)
+        names = ", ".join(getattr(h, "__qualname__", repr(h)) for h in self.handlers)
+        super().__init__(
+            f"coroutine handlers are connected ({names}); a synchronous update() cannot "
+            "run them, so nothing was changed: use 'await tracker.aupdate(...)'"
+        )
+
+
+class HandlerError(CallFSMError):
+    """Handlers raised while the tracker is set to raise handler errors.
+
+    The update itself was stored and every other handler still ran; the first
+    handler's exception is chained as ``__cause__``.
+
+    Args:
+        failures: One entry for each handler that raised, in the order they ran.
+    """
+
+    def __init__(self, failures: Sequence[HandlerFailure]) -> None:
+        self.failures = tuple(failures)
+        first = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+        super().__init__(
+            f"handler {first.handler_name} raised {first.error!r} on {first.describe()}"
+            f"{more}; the update was stored and the other handlers ran"
+        )
