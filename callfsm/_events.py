@@ -53,7 +53,9 @@ def builder(cls: type[_T]) -> Callable[..., _T]:
     source = f"def __init__(self, {', '.join(names)}):\n{body}    self.__class__ = cls\n"
     namespace: dict[str, Any] = {"cls": cls}
     exec(source, namespace)  # the same technique dataclasses itself uses
-    twin = type(f"_Build{cls.__name__}", (), {"__slots__": slots, "__init__": namespace["__init__"]})
+    twin = type(
+        f"_Build{cls.__name__}", (), {"__slots__": slots, "__init__": namespace["__init__"]}
+    )
     build: Callable[..., _T] = twin
     return build
 

@@ -83,9 +83,7 @@ class IllegalTransition(CallFSMError):
         allowed: The states that would have been legal next.
     """
 
-    def __init__(
-        self, call_id: str, current: str, requested: str, allowed: Iterable[str]
-    ) -> None:
+    def __init__(self, call_id: str, current: str, requested: str, allowed: Iterable[str]) -> None:
         self.call_id = call_id
         self.current = current
         self.requested = requested

@@ -11,10 +11,11 @@ kind may raise without stopping the others.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import blinker
@@ -67,12 +68,15 @@ class Hooks:
             rejected="An update contradicted the lifecycle (lenient mode).",
             handler_failed="A handler raised.",
         )
-        self.signals = {name: TrackerSignal(name, doc, self._raw_connected) for name, doc in docs.items()}
-        self._handlers: dict[str, tuple[tuple[Handler, Filter | None], ...]] = {
-            name: () for name in self.signals
+        self.signals = {
+            name: TrackerSignal(name, doc, self._raw_connected) for name, doc in docs.items()
         }
+        self._handlers: dict[str, tuple[tuple[Handler, Filter | None], ...]] = dict.fromkeys(
+            self.signals, ()
+        )
         self._lock = threading.Lock()
-        self._plans: dict[object, Plan] = {}
+        #: (source, dest) or signal name -> plan; replaced whole, never edited in place
+        self.plans: dict[object, Plan] = {}
         #: Coroutine handlers connected through callfsm.
         self.coroutines: tuple[Handler, ...] = ()
         #: Set when a coroutine receiver may be connected to a blinker signal directly.
@@ -81,7 +85,7 @@ class Hooks:
     def _raw_connected(self, receiver: Any) -> None:
         if inspect.iscoroutinefunction(receiver):
             self.maybe_raw_async = True
-        self._plans = {}  # plans leave out signals nobody listens to
+        self.plans = {}  # plans leave out signals nobody listens to
 
     # -- connecting --------------------------------------------------------------------
 
@@ -102,7 +106,7 @@ class Hooks:
             return len(before) != len(self._handlers[name])
 
     def _changed(self) -> None:
-        self._plans = {}  # replaced, never mutated in place: senders may be iterating
+        self.plans = {}  # replaced, never mutated in place: senders may be iterating
         self.coroutines = tuple(
             h
             for entries in self._handlers.values()
@@ -127,7 +131,7 @@ class Hooks:
     def plan(self, source: str | None, dest: str) -> Plan:
         """The signals and ordered handlers a transition goes to (cached)."""
         key = (source, dest)
-        plan = self._plans.get(key)
+        plan = self.plans.get(key)
         if plan is None:
             names = [dest, "transition"] + (["terminal"] if dest in self.terminal else [])
             entries = []
@@ -136,15 +140,15 @@ class Hooks:
                 if handlers or self.signals[n].receivers:
                     entries.append((self.signals[n], handlers))
             plan = tuple(entries)
-            self._plans[key] = plan
+            self.plans[key] = plan
         return plan
 
     def outcome_plan(self, name: str) -> Plan:
         """The one signal an ignored or rejected outcome goes to."""
-        plan = self._plans.get(name)
+        plan = self.plans.get(name)
         if plan is None:
             plan = ((self.signals[name], tuple(h for h, _ in self._handlers[name])),)
-            self._plans[name] = plan
+            self.plans[name] = plan
         return plan
 
     def wanted(self, name: str) -> bool:
@@ -153,7 +157,9 @@ class Hooks:
 
     # -- sending -----------------------------------------------------------------------
 
-    def send(self, plan: Plan, payload: Transition | Outcome, failures: list[HandlerFailure]) -> None:
+    def send(
+        self, plan: Plan, payload: Transition | Outcome, failures: list[HandlerFailure]
+    ) -> None:
         """Run a plan synchronously; handler errors are reported, never raised."""
         for sig, handlers in plan:
             if sig.is_muted:
@@ -172,7 +178,9 @@ class Hooks:
                         result = call()
                         if result is not None and inspect.isawaitable(result):
                             _close(result)
-                            raise TypeError("receiver returned an awaitable on the synchronous path")
+                            raise TypeError(
+                                "receiver returned an awaitable on the synchronous path"
+                            )
                     except Exception as exc:
                         self.failed(sig.name, receiver, exc, payload, failures)
 
@@ -197,9 +205,7 @@ class Hooks:
     def _raw(self, sig: TrackerSignal, payload: object) -> list[tuple[Any, Callable[[], Any]]]:
         keyword = _KEYWORD.get(sig.name, "transition")
         owner = self.owner
-        return [
-            (r, _bind_raw(r, owner, keyword, payload)) for r in sig.receivers_for(owner)
-        ]
+        return [(r, _bind_raw(r, owner, keyword, payload)) for r in sig.receivers_for(owner)]
 
     def failed(
         self,
@@ -211,8 +217,12 @@ class Hooks:
     ) -> None:
         """Log a handler's error, report it on ``handler_failed`` and collect it."""
         failure = HandlerFailure(name, handler, exc, payload)
-        log.error("callfsm handler %s raised on %s", failure.handler_name, failure.describe(),
-                  exc_info=exc)
+        log.error(
+            "callfsm handler %s raised on %s",
+            failure.handler_name,
+            failure.describe(),
+            exc_info=exc,
+        )
         failures.append(failure)
         if name == "handler_failed":
             return
@@ -223,13 +233,7 @@ class Hooks:
             _report_safely(h[0], failure)
         if sig.receivers:
             for r in sig.receivers_for(self.owner):
-                _report_safely(lambda f, r=r: r(self.owner, failure=f), failure)
-
-    def receivers(self) -> Iterator[tuple[str, Handler]]:
-        """Every callfsm handler, with its signal's name."""
-        for name, entries in self._handlers.items():
-            for h, _ in entries:
-                yield name, h
+                _report_safely(functools.partial(r, self.owner), failure, keyword=True)
 
 
 def _bind(handler: Handler, payload: object) -> Callable[[], Any]:
@@ -246,9 +250,11 @@ def _close(awaitable: object) -> None:
         close()
 
 
-def _report_safely(handler: Callable[[HandlerFailure], Any], failure: HandlerFailure) -> None:
+def _report_safely(
+    handler: Callable[..., Any], failure: HandlerFailure, keyword: bool = False
+) -> None:
     try:
-        result = handler(failure)
+        result = handler(failure=failure) if keyword else handler(failure)
         if result is not None and inspect.isawaitable(result):
             _close(result)
     except Exception:

@@ -158,8 +158,9 @@ class Lifecycle:
         for event in self._machine.events.values():
             for src, trans in event.transitions.items():
                 for t in trans:
-                    if t.dest not in nxt[src]:
-                        nxt[src].append(t.dest)
+                    dest = str(t.dest)  # transitions types dest as Optional (internal moves)
+                    if dest not in nxt[src]:
+                        nxt[src].append(dest)
         order = {s: i for i, s in enumerate(self.states)}
         return {s: tuple(sorted(d, key=order.__getitem__)) for s, d in nxt.items()}
 
@@ -200,7 +201,7 @@ class Lifecycle:
     def _shortest_paths(self) -> dict[tuple[str, str], tuple[str, ...]]:
         paths: dict[tuple[str, str], tuple[str, ...]] = {}
         for start in self.states:
-            todo = deque([(start, ())])
+            todo: deque[tuple[str, tuple[str, ...]]] = deque([(start, ())])
             seen = {start}
             while todo:
                 here, path = todo.popleft()
@@ -249,9 +250,7 @@ class Lifecycle:
         if found is None and isinstance(status, str):
             found = self._words.get(status.strip().lower())
         if found is None:
-            raise UnknownStatus(
-                status, self.states, [*self.aliases, *self.events], call_id=call_id
-            )
+            raise UnknownStatus(status, self.states, [*self.aliases, *self.events], call_id=call_id)
         return found
 
     def allowed(self, state: str) -> tuple[str, ...]:

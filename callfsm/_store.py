@@ -1,10 +1,11 @@
 """Where call state lives: the :class:`Store` protocol and :class:`MemoryStore`.
 
-A store keeps one :class:`CallRecord` per call under a version number. The
-tracker reads a record, decides, and writes the next version with
-:meth:`Store.save`, which succeeds only if nobody wrote in between
-(compare-and-set). Only the writer that won emits signals; the loser re-reads
-and decides again. Nothing in the tracker assumes more than this protocol.
+A store keeps, per call, a versioned head (state, version, timestamps) and the
+history of transitions. The tracker reads the head, decides, and writes the
+next version with :meth:`Store.commit`, which succeeds only if nobody wrote in
+between (compare-and-set). Only the writer that won emits signals; the loser
+re-reads and decides again. Nothing in the tracker assumes more than this
+protocol.
 """
 
 from __future__ import annotations
@@ -58,34 +59,56 @@ class CallRecord:
 make_record: Callable[..., CallRecord] = builder(CallRecord)
 
 
+Head = tuple[str, int, "float | None", "float | None"]
+"""What :meth:`Store.head` returns: ``(state, version, last_at, ended_at)``."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """What a tracker needs from the place it keeps call state.
 
-    Implementations must make :meth:`save` atomic: the version check, the
-    write and the event id all happen or none do.
+    A call is a head, ``(state, version, last_at, ended_at)``, and an
+    append-only history of transitions. :meth:`commit` must be atomic: the
+    version check, the new head, the appended transitions and the event id are
+    all written or none are. See ``docs/stores.md`` for writing your own.
     """
 
-    def load(self, call_id: str) -> CallRecord | None:
-        """Return the call's record, or None if it was never saved."""
+    def head(self, call_id: str) -> Head | None:
+        """Return ``(state, version, last_at, ended_at)``, or None for an unknown call."""
 
-    def save(self, record: CallRecord, *, expected_version: int, event_id: str | None) -> bool:
-        """Write ``record`` if the stored version is still ``expected_version``.
+    def commit(
+        self,
+        call_id: str,
+        expected_version: int,
+        state: str,
+        transitions: tuple[Transition, ...],
+        last_at: float | None,
+        ended_at: float | None,
+        event_id: str | None,
+    ) -> bool:
+        """Move the call to ``state`` if its version is still ``expected_version``.
 
         Args:
-            record: The new record; its ``version`` is ``expected_version + 1``.
+            call_id: The call.
             expected_version: The version that was read; 0 for a call not yet stored.
+            state: The new state; the version becomes ``expected_version + 1``.
+            transitions: Appended to the call's history, in order.
+            last_at: The newest provider timestamp applied, if any.
+            ended_at: When the call ended, if ``state`` is terminal.
             event_id: Remember this provider event id with the write, if given.
 
         Returns:
             True if written; False if another writer got there first (nothing written).
         """
 
+    def load(self, call_id: str) -> CallRecord | None:
+        """Return a consistent snapshot of the call with its history, or None."""
+
     def seen_event(self, event_id: str) -> bool:
-        """True if a write recorded this event id and it has not expired."""
+        """True if a commit recorded this event id and it has not expired."""
 
     def evict(self, ended_before: float) -> int:
-        """Replace terminal calls that ended before ``ended_before`` with tombstones.
+        """Drop the history of calls that ended before ``ended_before``, keeping their heads.
 
         Returns:
             How many calls were evicted.
@@ -98,36 +121,55 @@ class Store(Protocol):
 class MemoryStore:
     """A :class:`Store` in this process's memory; the default.
 
+    Safe for any number of threads and trackers in one process; gone when the
+    process ends.
+
     Args:
         event_ttl: Seconds an event id is remembered for duplicate detection.
         clock: The time source for event expiry (``time.time`` by default).
     """
 
     def __init__(self, *, event_ttl: float = 24 * 3600.0, clock: Callable[[], float] = time.time):
-        self._records: dict[str, CallRecord] = {}
+        self._heads: dict[str, Head] = {}
+        self._history: dict[str, list[Transition]] = {}
         self._events: dict[str, float] = {}
         self._ended: deque[tuple[float, str]] = deque()
         self._lock = threading.Lock()
         self._event_ttl = event_ttl
         self._clock = clock
         self._purge_at = 1024
+        self.head = self._heads.get  # type: ignore[method-assign,assignment]  # hot: C call
 
-    def load(self, call_id: str) -> CallRecord | None:
-        """Return the call's record, or None if it was never saved."""
-        return self._records.get(call_id)
+    def head(self, call_id: str) -> Head | None:  # replaced per instance in __init__
+        """Return ``(state, version, last_at, ended_at)``, or None for an unknown call."""
+        return self._heads.get(call_id)
 
-    def save(self, record: CallRecord, *, expected_version: int, event_id: str | None) -> bool:
-        """Write ``record`` if the stored version is still ``expected_version``."""
-        records = self._records
+    def commit(
+        self,
+        call_id: str,
+        expected_version: int,
+        state: str,
+        transitions: tuple[Transition, ...],
+        last_at: float | None,
+        ended_at: float | None,
+        event_id: str | None,
+    ) -> bool:
+        """Move the call to ``state`` if its version is still ``expected_version``."""
+        heads = self._heads
         with self._lock:
-            current = records.get(record.call_id)
-            if (0 if current is None else current.version) != expected_version:
+            current = heads.get(call_id)
+            if (0 if current is None else current[1]) != expected_version:
                 return False
-            records[record.call_id] = record
+            heads[call_id] = (state, expected_version + 1, last_at, ended_at)
+            history = self._history.get(call_id)
+            if history is None:
+                self._history[call_id] = list(transitions)
+            else:
+                history.extend(transitions)
             if event_id is not None:
                 self._remember(event_id)
-            if record.ended_at is not None and (current is None or current.ended_at is None):
-                self._ended.append((record.ended_at, record.call_id))
+            if ended_at is not None and (current is None or current[3] is None):
+                self._ended.append((ended_at, call_id))
         return True
 
     def _remember(self, event_id: str) -> None:
@@ -139,28 +181,35 @@ class MemoryStore:
                 del events[key]
             self._purge_at = max(1024, 2 * len(events))
 
+    def load(self, call_id: str) -> CallRecord | None:
+        """Return a consistent snapshot of the call with its history, or None."""
+        with self._lock:
+            head = self._heads.get(call_id)
+            if head is None:
+                return None
+            history = tuple(self._history.get(call_id, ()))
+        state, version, last_at, ended_at = head
+        return make_record(call_id, state, version, history, last_at, ended_at, not history)
+
     def seen_event(self, event_id: str) -> bool:
-        """True if a write recorded this event id and it has not expired."""
+        """True if a commit recorded this event id and it has not expired."""
         expiry = self._events.get(event_id)
         return expiry is not None and expiry > self._clock()
 
     def evict(self, ended_before: float) -> int:
-        """Replace terminal calls that ended before ``ended_before`` with tombstones."""
+        """Drop the history of calls that ended before ``ended_before``, keeping their heads."""
         evicted = 0
         with self._lock:
             ended = self._ended
             while ended and ended[0][0] < ended_before:
                 _, call_id = ended.popleft()
-                r = self._records[call_id]
-                self._records[call_id] = dataclasses.replace(
-                    r, version=r.version + 1, history=(), evicted=True
-                )
-                evicted += 1
+                if self._history.pop(call_id, None) is not None:
+                    evicted += 1
         return evicted
 
     def call_ids(self) -> Iterator[str]:
         """Every call the store holds, tombstones included."""
-        return iter(list(self._records))
+        return iter(list(self._heads))
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._heads)

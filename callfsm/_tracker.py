@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._hooks import Hooks
 from ._lifecycle import HUSKYVOICE, Lifecycle, Move
-from ._store import CallRecord, MemoryStore, Store, make_record
+from ._store import CallRecord, Head, MemoryStore, Store
 
 __all__ = ["CallTracker"]
 
@@ -119,6 +119,9 @@ class CallTracker:
         self._moves = lifecycle._moves
         self._paths = lifecycle._paths
         self._terminal = lifecycle.terminal
+        self._head = self.store.head
+        self._commit = self.store.commit
+        self._seen_event = self.store.seen_event
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         # call id -> batches waiting behind the one being delivered (None: none yet)
         self._inflight: dict[str, deque[tuple[Transition, ...]] | None] = {}
@@ -140,7 +143,9 @@ class CallTracker:
         try:
             return self._hooks.signals[self._signal_name(name)]
         except KeyError:
-            raise KeyError(f"no signal {name!r}; signals: {', '.join(self._hooks.signals)}") from None
+            raise KeyError(
+                f"no signal {name!r}; signals: {', '.join(self._hooks.signals)}"
+            ) from None
 
     def _signal_name(self, name: str) -> str:
         if name in self._hooks.signals:
@@ -229,7 +234,10 @@ class CallTracker:
         Raises:
             UnknownCall: If the call was never seen.
         """
-        return self.get(call_id).state
+        current = self._head(call_id)
+        if current is None:
+            raise UnknownCall(call_id)
+        return current[0]
 
     def get(self, call_id: str) -> CallRecord:
         """A read-only snapshot of the call: state, version and history.
@@ -243,7 +251,7 @@ class CallTracker:
         return record
 
     def __contains__(self, call_id: object) -> bool:
-        return isinstance(call_id, str) and self.store.load(call_id) is not None
+        return isinstance(call_id, str) and self._head(call_id) is not None
 
     def calls(self) -> Iterator[CallRecord]:
         """Every tracked call's record."""
@@ -295,10 +303,18 @@ class CallTracker:
         hooks = self._hooks
         if hooks.coroutines or (hooks.maybe_raw_async and hooks.raw_coroutines()):
             raise AsyncHandlerError([*hooks.coroutines, *hooks.raw_coroutines()])
-        outcome, owner = self._write(call_id, status, at, data, origin, event_id, strict)
+        outcome, lock = self._write(call_id, status, at, data, origin, event_id, strict)
         failures: list[HandlerFailure] = []
-        if owner:
-            self._deliver(call_id, outcome.transitions, failures)
+        if lock is not None:
+            # this thread delivers: its own batch, then any queued behind it
+            batch: tuple[Transition, ...] | None = outcome.transitions
+            send = hooks.send
+            while batch is not None:
+                for t in batch:
+                    plan = hooks.plans.get((t.source, t.dest)) or hooks.plan(t.source, t.dest)
+                    if plan:
+                        send(plan, t, failures)
+                batch = self._next_batch(call_id, batch, lock)
         elif outcome.kind is not _APPLIED:
             name = "rejected" if outcome.kind is _REJECTED else "ignored"
             if hooks.wanted(name):
@@ -320,14 +336,14 @@ class CallTracker:
     ) -> Outcome:
         """Like :meth:`update`, awaiting coroutine handlers in connection order."""
         hooks = self._hooks
-        outcome, owner = self._write(call_id, status, at, data, origin, event_id, strict)
+        outcome, lock = self._write(call_id, status, at, data, origin, event_id, strict)
         failures: list[HandlerFailure] = []
-        if owner:
+        if lock is not None:
             batch: tuple[Transition, ...] | None = outcome.transitions
             while batch is not None:
                 for t in batch:
                     await hooks.send_async(hooks.plan(t.source, t.dest), t, failures)
-                batch = self._next_batch(call_id, batch)
+                batch = self._next_batch(call_id, batch, lock)
         elif outcome.kind is not _APPLIED:
             name = "rejected" if outcome.kind is _REJECTED else "ignored"
             if hooks.wanted(name):
@@ -345,8 +361,12 @@ class CallTracker:
         origin: str,
         event_id: str | None,
         strict: bool | None,
-    ) -> tuple[Outcome, bool]:
-        """Decide and store one update; True as second item if this thread must deliver."""
+    ) -> tuple[Outcome, threading.Lock | None]:
+        """Decide and store one update.
+
+        Returns:
+            The outcome, and the call's lock when this thread must deliver it.
+        """
         found = self._words.get(status)
         if found is None:
             found = self.lifecycle.lookup(status, call_id)
@@ -361,82 +381,150 @@ class CallTracker:
             ts = stamped = _timestamp(at)
         if self.retention is not None and self._clock() >= self._next_sweep:
             self.evict()
-        store = self.store
-        with self._stripes[hash(call_id) & (_STRIPES - 1)]:
+        head = self._head
+        lock = self._stripes[hash(call_id) & (_STRIPES - 1)]
+        with lock:
             while True:
-                record = store.load(call_id)
-                if event_id is not None and store.seen_event(event_id):
-                    return self._ignored(call_id, _DUPLICATE, requested, record, origin, payload,
-                                         f"event {event_id!r} was seen before"), False
-                if record is None:
+                current = head(call_id)
+                if event_id is not None and self._seen_event(event_id):
+                    return self._ignored(
+                        call_id,
+                        _DUPLICATE,
+                        requested,
+                        current,
+                        origin,
+                        payload,
+                        f"event {event_id!r} was seen before",
+                    ), None
+                if current is None:
                     if not isinstance(call_id, str) or not call_id:
                         raise ValueError(f"call_id must be a non-empty string, not {call_id!r}")
                     previous = None
-                    steps: tuple[str, ...] = (requested,)
-                    history: tuple[Transition, ...] = ()
+                    transitions: tuple[Transition, ...] = (
+                        _make_transition(call_id, None, requested, ts, origin, False, payload),
+                    )
                     version = 0
                     last_at = stamped
                 else:
-                    previous = record.state
-                    if stamped is not None and record.last_at is not None and stamped < record.last_at:
-                        return self._ignored(call_id, _STALE, requested, record, origin, payload,
-                                             "it is older than the last update applied"), False
+                    previous, version, last_at, _ = current
+                    if stamped is not None:
+                        if last_at is not None and stamped < last_at:
+                            return self._ignored(
+                                call_id,
+                                _STALE,
+                                requested,
+                                current,
+                                origin,
+                                payload,
+                                "it is older than the last update",
+                            ), None
+                        last_at = stamped
                     move = self._moves[previous, requested]
                     if move is not _FORWARD:
-                        if move is _DUP:
-                            return self._ignored(call_id, _DUPLICATE, requested, record, origin,
-                                                 payload, f"the call is already {previous!r}"), False
-                        if move is _BEHIND:
-                            return self._ignored(call_id, _STALE, requested, record, origin, payload,
-                                                 f"{requested!r} lies behind {previous!r}"), False
-                        return self._reject(call_id, requested, previous, origin, payload, strict), False
+                        return self._refuse(
+                            call_id, move, requested, previous, origin, payload, strict
+                        ), None
                     steps = self._paths[previous, requested]
-                    if len(steps) > 1 and not self.infer:
-                        return self._reject(call_id, requested, previous, origin, payload, strict), False
-                    history = record.history
-                    version = record.version
-                    last_at = record.last_at if stamped is None else stamped
-                source = previous
-                made = []
-                for step in steps[:-1]:
-                    made.append(_make_transition(call_id, source, step, ts, origin, True, EMPTY_DATA))
-                    source = step
-                made.append(_make_transition(call_id, source, requested, ts, origin, False, payload))
-                transitions = tuple(made)
-                new = make_record(
-                    call_id, requested, version + 1, history + transitions, last_at,
-                    ts if requested in self._terminal else None, False,
-                )
-                if store.save(new, expected_version=version, event_id=event_id):
+                    if len(steps) == 1:
+                        transitions = (
+                            _make_transition(
+                                call_id, previous, requested, ts, origin, False, payload
+                            ),
+                        )
+                    elif self.infer:
+                        made = []
+                        source = previous
+                        for step in steps[:-1]:
+                            made.append(
+                                _make_transition(
+                                    call_id, source, step, ts, origin, True, EMPTY_DATA
+                                )
+                            )
+                            source = step
+                        made.append(
+                            _make_transition(call_id, source, requested, ts, origin, False, payload)
+                        )
+                        transitions = tuple(made)
+                    else:
+                        return self._refuse(
+                            call_id, Move.REJECT, requested, previous, origin, payload, strict
+                        ), None
+                ended_at = ts if requested in self._terminal else None
+                if self._commit(
+                    call_id, version, requested, transitions, last_at, ended_at, event_id
+                ):
                     break
                 # another process wrote first: read again and decide again
             inflight = self._inflight
-            queue = inflight.get(call_id, False)
-            if queue is False:
+            if call_id not in inflight:
                 inflight[call_id] = None
-                owner = True
+                owner: threading.Lock | None = lock
             else:
+                queue = inflight[call_id]
                 if queue is None:
                     inflight[call_id] = queue = deque()
                 queue.append(transitions)
-                owner = False
-        return _make_outcome(call_id, _APPLIED, requested, previous, requested, transitions,
-                             "applied", origin, payload, None), owner
+                owner = None
+        return _make_outcome(
+            call_id,
+            _APPLIED,
+            requested,
+            previous,
+            requested,
+            transitions,
+            "applied",
+            origin,
+            payload,
+            None,
+        ), owner
+
+    def _refuse(
+        self,
+        call_id: str,
+        move: Move,
+        requested: str,
+        current: str,
+        origin: str,
+        payload: Mapping[str, Any],
+        strict: bool | None,
+    ) -> Outcome:
+        if move is _DUP:
+            return self._ignored(
+                call_id,
+                _DUPLICATE,
+                requested,
+                current,
+                origin,
+                payload,
+                f"the call is already {current!r}",
+            )
+        if move is _BEHIND:
+            return self._ignored(
+                call_id,
+                _STALE,
+                requested,
+                current,
+                origin,
+                payload,
+                f"{requested!r} lies behind {current!r}",
+            )
+        return self._reject(call_id, requested, current, origin, payload, strict)
 
     def _ignored(
         self,
         call_id: str,
         kind: OutcomeKind,
         requested: str,
-        record: CallRecord | None,
+        current: Head | str | None,
         origin: str,
         payload: Mapping[str, Any],
         why: str,
     ) -> Outcome:
-        state = record.state if record is not None else requested
-        previous = record.state if record is not None else None
-        return _make_outcome(call_id, kind, requested, previous, state, (),
-                             f"{kind}: {why}", origin, payload, None)
+        previous = current[0] if isinstance(current, tuple) else current
+        state = requested if previous is None else previous
+        return _make_outcome(
+            call_id, kind, requested, previous, state, (), f"{kind}: {why}", origin, payload, None
+        )
 
     def _reject(
         self,
@@ -450,25 +538,24 @@ class CallTracker:
         error = IllegalTransition(call_id, current, requested, self.lifecycle.allowed(current))
         if self.strict if strict is None else strict:
             raise error
-        return _make_outcome(call_id, _REJECTED, requested, current, current, (),
-                             f"rejected: {error}", origin, payload, error)
-
-    def _deliver(
-        self, call_id: str, batch: tuple[Transition, ...], failures: list[HandlerFailure]
-    ) -> None:
-        hooks = self._hooks
-        plans = hooks.plan
-        current: tuple[Transition, ...] | None = batch
-        while current is not None:
-            for t in current:
-                hooks.send(plans(t.source, t.dest), t, failures)
-            current = self._next_batch(call_id, current)
+        return _make_outcome(
+            call_id,
+            _REJECTED,
+            requested,
+            current,
+            current,
+            (),
+            f"rejected: {error}",
+            origin,
+            payload,
+            error,
+        )
 
     def _next_batch(
-        self, call_id: str, done: tuple[Transition, ...]
+        self, call_id: str, done: tuple[Transition, ...], lock: threading.Lock
     ) -> tuple[Transition, ...] | None:
         """Hand the delivering thread the next queued batch, or release the call."""
-        with self._stripes[hash(call_id) & (_STRIPES - 1)]:
+        with lock:
             queue = self._inflight[call_id]
             if queue:
                 return queue.popleft()
@@ -482,9 +569,9 @@ class CallTracker:
 
     def _ended(self, call_id: str) -> CallRecord | None:
         # under the call's stripe: ended and delivered, or None
-        record = self.store.load(call_id)
-        if record is not None and record.terminal and call_id not in self._inflight:
-            return record
+        current = self._head(call_id)
+        if current is not None and current[3] is not None and call_id not in self._inflight:
+            return self.store.load(call_id)
         return None
 
     def _register(self, call_id: str, wake: Callable[[], None]) -> CallRecord | None:
@@ -546,8 +633,8 @@ class CallTracker:
         return self.get(call_id)
 
     def _timeout(self, call_id: str, timeout: float | None) -> WaitTimeout:
-        record = self.store.load(call_id)
-        return WaitTimeout(call_id, record.state if record else None, timeout or 0.0)
+        current = self._head(call_id)
+        return WaitTimeout(call_id, current[0] if current else None, timeout or 0.0)
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -576,7 +663,7 @@ class CallTracker:
         try:
             yield
         finally:
-            for s, was in zip(chosen, saved):
+            for s, was in zip(chosen, saved, strict=True):
                 s.is_muted = was
 
     def __repr__(self) -> str:
@@ -586,4 +673,3 @@ class CallTracker:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
