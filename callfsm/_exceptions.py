@@ -6,7 +6,7 @@ Every error callfsm raises derives from :class:`CallFSMError`::
     ├── LifecycleError (ValueError)    a lifecycle definition that cannot work
     ├── UnknownStatus (ValueError)     a status word the lifecycle does not know
     ├── IllegalTransition              an update the lifecycle forbids
-    ├── UnknownCall (LookupError)      a call the tracker has never seen
+    ├── UnknownCall (KeyError)         a call the tracker has never seen
     ├── WaitTimeout (TimeoutError)     a wait ended before the call did
     ├── AsyncHandlerError (TypeError)  a coroutine handler met the synchronous path
     └── HandlerError                   handlers raised while errors are set to raise
@@ -98,7 +98,7 @@ class IllegalTransition(CallFSMError):
         )
 
 
-class UnknownCall(CallFSMError, LookupError):
+class UnknownCall(CallFSMError, KeyError):
     """The tracker holds no record of this call.
 
     Args:
@@ -108,6 +108,9 @@ class UnknownCall(CallFSMError, LookupError):
     def __init__(self, call_id: str) -> None:
         self.call_id = call_id
         super().__init__(f"no call {call_id!r} is tracked")
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError would show the repr
 
 
 class WaitTimeout(CallFSMError, TimeoutError):

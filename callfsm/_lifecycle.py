@@ -56,7 +56,8 @@ class Lifecycle:
     Raises:
         LifecycleError: For an unknown or reserved state, a duplicate state, a
             terminal state with a way out, a state unreachable from ``initial``,
-            a state with no path to any terminal state, or an alias that clashes.
+            a state with no path to any terminal state, a cycle, or an alias
+            that clashes.
     """
 
     def __init__(
@@ -172,7 +173,14 @@ class Lifecycle:
                 f"states unreachable from {self.initial!r}: {', '.join(map(repr, unreachable))}"
             )
         for s in self.states:
-            if s not in self.terminal and not (self._bfs(s) & self.terminal):
+            ahead = self._bfs(s)
+            if s in ahead:
+                # updates are ordered by reachability, which a cycle makes ambiguous
+                raise LifecycleError(
+                    f"state {s!r} lies on a cycle; callfsm tells stale updates from new ones "
+                    "by reachability, so a lifecycle must be acyclic"
+                )
+            if s not in self.terminal and not (ahead & self.terminal):
                 raise LifecycleError(f"state {s!r} has no path to any terminal state")
 
     def _bfs(self, start: str) -> set[str]:
