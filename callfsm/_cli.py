@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -24,13 +25,15 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     names = [args.scenario] if args.scenario else list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        print(f"callfsm: no scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}",
-              file=sys.stderr)
+        print(
+            f"callfsm: no scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}",
+            file=sys.stderr,
+        )
         return 2
     tracker = CallTracker(strict=False)
     fired: list[str] = []
     for signal in [*tracker.lifecycle.states, "transition", "terminal", "ignored", "rejected"]:
-        tracker.connect(signal, lambda payload, signal=signal: fired.append(signal))
+        tracker.connect(signal, functools.partial(_note, fired, signal))
     for name in names:
         scenario = SCENARIOS[name]
         out.write(f"{name}: {scenario.description}\n")
@@ -40,6 +43,10 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
             _show(item, outcome, fired, out)
         out.write(f"  => {tracker.state(name)}\n\n")
     return 0
+
+
+def _note(fired: list[str], signal: str, payload: object) -> None:
+    fired.append(signal)
 
 
 def _show(item: object, outcome: Outcome, fired: list[str], out: TextIO) -> None:

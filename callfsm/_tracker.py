@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import blinker
 
@@ -35,6 +35,7 @@ from ._exceptions import (
     HandlerError,
     IllegalTransition,
     UnknownCall,
+    UnknownStatus,
     WaitTimeout,
 )
 from ._hooks import Hooks
@@ -138,19 +139,19 @@ class CallTracker:
         (ignored, rejected) or ``failure=`` (handler_failed).
 
         Raises:
-            KeyError: For a name that is no signal of this tracker.
+            KeyError: For a name that is no signal of this tracker (also raised
+                by :meth:`connect`, :meth:`on` and :meth:`disconnect`).
         """
-        try:
-            return self._hooks.signals[self._signal_name(name)]
-        except KeyError:
-            raise KeyError(
-                f"no signal {name!r}; signals: {', '.join(self._hooks.signals)}"
-            ) from None
+        return self._hooks.signals[self._signal_name(name)]
 
     def _signal_name(self, name: str) -> str:
         if name in self._hooks.signals:
             return name
-        return self.lifecycle.resolve(name)
+        try:
+            return self.lifecycle.resolve(name)
+        except UnknownStatus:
+            names = ", ".join(self._hooks.signals)
+            raise KeyError(f"no signal {name!r}; signals: {names}") from None
 
     def connect(self, name: str, handler: Callable[[Any], Any]) -> None:
         """Run ``handler(payload)`` on signal ``name``, after those connected before it.
@@ -173,9 +174,17 @@ class CallTracker:
 
         return decorate
 
+    @overload
+    def on_transition(self, source: H, /) -> H: ...
+
+    @overload
+    def on_transition(
+        self, source: str | Iterable[str] = "*", dest: str | Iterable[str] = "*"
+    ) -> Callable[[H], H]: ...
+
     def on_transition(
         self,
-        source: str | Iterable[str] | Callable[[Transition], Any] = "*",
+        source: str | Iterable[str] | Callable[..., Any] = "*",
         dest: str | Iterable[str] = "*",
     ) -> Any:
         """Decorate a handler for transitions, all of them or some.

@@ -13,7 +13,13 @@ STATES = HUSKYVOICE.states
 
 def test_huskyvoice_shape() -> None:
     assert (
-        "queued", "initiated", "ringing", "in_progress", "completed", "failed", "cancelled",
+        "queued",
+        "initiated",
+        "ringing",
+        "in_progress",
+        "completed",
+        "failed",
+        "cancelled",
     ) == STATES
     assert "queued" == HUSKYVOICE.initial
     assert {"completed", "failed", "cancelled"} == HUSKYVOICE.terminal
@@ -121,15 +127,32 @@ def _lifecycle(**overrides: Any) -> Lifecycle:
         ({"initial": "start"}, "'start'"),
         ({"terminal": ["finished"]}, "'finished'"),
         ({"terminal": []}, "no terminal state"),
-        ({"transitions": [("new", "busy"), ("busy", "done"), ("done", "new")]}, "'done' has a way out"),
+        (
+            {"transitions": [("new", "busy"), ("busy", "done"), ("done", "new")]},
+            "'done' has a way out",
+        ),
         ({"states": ["new", "busy", "done", "lost"]}, "'lost'"),
-        ({"states": ["new", "busy", "done", "loop"],
-          "transitions": [("new", "busy"), ("busy", "done"), ("new", "loop"), ("loop", "new")]},
-         "'new' lies on a cycle"),
+        (
+            {
+                "states": ["new", "busy", "done", "loop"],
+                "transitions": [
+                    ("new", "busy"),
+                    ("busy", "done"),
+                    ("new", "loop"),
+                    ("loop", "new"),
+                ],
+            },
+            "'new' lies on a cycle",
+        ),
         ({"states": ["new", "busy", "busy", "done"]}, "listed twice"),
         ({"states": ["new", "no-answer", "done"]}, "'no-answer' is not an identifier"),
-        ({"states": ["new", "transition", "done"],
-          "transitions": [("new", "transition"), ("transition", "done")]}, "clashes"),
+        (
+            {
+                "states": ["new", "transition", "done"],
+                "transitions": [("new", "transition"), ("transition", "done")],
+            },
+            "clashes",
+        ),
         ({"transitions": [("new", "new"), ("new", "busy"), ("busy", "done")]}, "itself"),
         ({"transitions": [{"source": "new"}, ("busy", "done")]}, "lacks 'dest'"),
         ({"transitions": [("new", "busy", "done")]}, "not a (source, dest) pair"),

@@ -11,6 +11,7 @@ import pytest
 from callfsm import (
     CallTracker,
     IllegalTransition,
+    Outcome,
     OutcomeKind,
     Transition,
     UnknownCall,
@@ -156,7 +157,7 @@ def test_at_accepts_unix_seconds_and_refuses_naive_datetimes(tracker: CallTracke
     tracker.update("c", "queued", at=1_000.5)
     assert 1_000.5 == tracker.get("c").last_at
     with pytest.raises(ValueError, match="naive"):
-        tracker.update("c", "initiated", at=datetime(2026, 1, 1))  # noqa: DTZ001
+        tracker.update("c", "initiated", at=datetime(2026, 1, 1))
     with pytest.raises(TypeError, match="datetime or Unix seconds"):
         tracker.update("c", "initiated", at="yesterday")  # type: ignore[arg-type]
     assert "queued" == tracker.state("c")
@@ -180,7 +181,7 @@ def test_call_id_must_be_a_non_empty_string(tracker: CallTracker, bad: Any) -> N
 def test_lenient_mode_reports_instead_of_raising() -> None:
     tracker = CallTracker(strict=False)
     tracker.update("c", "in_progress")
-    seen = []
+    seen: list[Outcome] = []
     tracker.on_rejected(seen.append)
     out = tracker.update("c", "cancelled", data={"why": "user hung up"})
     assert OutcomeKind.REJECTED == out.kind
@@ -238,8 +239,11 @@ def test_get_returns_a_snapshot_with_history(tracker: CallTracker) -> None:
     tracker.update("c", "ringing", origin="webhook")
     assert 1 == len(snap.history)
     now = tracker.get("c")
-    assert [(None, "queued", False), ("queued", "initiated", True), ("initiated", "ringing", False)] \
-        == _history(tracker, "c")
+    assert [
+        (None, "queued", False),
+        ("queued", "initiated", True),
+        ("initiated", "ringing", False),
+    ] == _history(tracker, "c")
     assert ["poll", "webhook", "webhook"] == [t.origin for t in now.history]
     assert 2 == now.version
     assert not now.terminal
@@ -269,7 +273,7 @@ def test_wait_returns_once_the_call_ended(tracker: CallTracker) -> None:
         timer.join()
     assert "completed" == final.state
     assert final.terminal
-    assert final is not None and "completed" == tracker.wait("c", timeout=0).state
+    assert "completed" == tracker.wait("c", timeout=0).state  # already over: no waiting
 
 
 def test_wait_times_out_with_the_current_state(tracker: CallTracker) -> None:

@@ -45,8 +45,13 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             Scenario(
                 "answered",
                 "rings, is answered and completes",
-                ("queued", "initiated", "ringing", "in_progress",
-                 _u("completed", duration_seconds=124, summary="Booked a demo")),
+                (
+                    "queued",
+                    "initiated",
+                    "ringing",
+                    "in_progress",
+                    _u("completed", duration_seconds=124, summary="Booked a demo"),
+                ),
                 "completed",
             ),
             Scenario(
@@ -118,16 +123,21 @@ def simulate(
         try:
             flow = SCENARIOS[flow]
         except KeyError:
-            raise KeyError(
-                f"no scenario {flow!r}; scenarios: {', '.join(SCENARIOS)}"
-            ) from None
+            raise KeyError(f"no scenario {flow!r}; scenarios: {', '.join(SCENARIOS)}") from None
     updates = flow.flow if isinstance(flow, Scenario) else flow
     outcomes = []
     for item in updates:
         u = item if isinstance(item, StatusUpdate) else StatusUpdate(item)
         outcomes.append(
-            tracker.update(call_id, u.status, at=u.at, data=u.data, origin=origin,
-                           event_id=u.event_id, strict=strict)
+            tracker.update(
+                call_id,
+                u.status,
+                at=u.at,
+                data=u.data,
+                origin=origin,
+                event_id=u.event_id,
+                strict=strict,
+            )
         )
     return outcomes
 
@@ -194,4 +204,3 @@ def scramble(
         out.append(items[-1])
     rng.shuffle(out)
     return out
-

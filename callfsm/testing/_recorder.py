@@ -76,17 +76,18 @@ class Recorder:
         for t in self.transitions:
             if t.dest == state and (call_id is None or t.call_id == call_id):
                 if inferred is not None:
-                    assert inferred == t.inferred, (
-                        f"{t} was {'' if t.inferred else 'not '}inferred"
-                    )
+                    assert inferred == t.inferred, f"{t} was {'' if t.inferred else 'not '}inferred"
                 return t
         who = f"call {call_id!r}" if call_id else "no call"
         raise AssertionError(f"{who} never entered {state!r}; seen: {self.states(call_id)}")
 
     def assert_not_entered(self, state: str, call_id: str | None = None) -> None:
         """Assert no call (or not this one) entered ``state``."""
-        hits = [t for t in self.transitions
-                if t.dest == state and (call_id is None or t.call_id == call_id)]
+        hits = [
+            t
+            for t in self.transitions
+            if t.dest == state and (call_id is None or t.call_id == call_id)
+        ]
         assert not hits, f"unexpectedly entered {state!r}: {', '.join(map(str, hits))}"
 
     def assert_no_repeats(self) -> None:
@@ -113,8 +114,14 @@ def record(tracker: CallTracker) -> Iterator[Recorder]:
         rec.assert_path("c1", ["queued", "initiated", "failed"])
     """
     recorder = Recorder()
-    names = [*tracker.lifecycle.states, "transition", "terminal", "ignored", "rejected",
-             "handler_failed"]
+    names = [
+        *tracker.lifecycle.states,
+        "transition",
+        "terminal",
+        "ignored",
+        "rejected",
+        "handler_failed",
+    ]
     handlers = [(n, recorder._on(n)) for n in names]
     for name, handler in handlers:
         tracker.connect(name, handler)
