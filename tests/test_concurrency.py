@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections import defaultdict
@@ -44,7 +45,7 @@ def test_many_threads_on_the_same_calls_signal_each_transition_once_in_order() -
         pairs = [(t.source, t.dest) for t in got]
         assert len(set(pairs)) == len(pairs), f"{call_id}: a transition was signalled twice"
         # delivered in lifecycle order: each starts where the previous one ended
-        for before, after in zip(got, got[1:], strict=False):
+        for before, after in itertools.pairwise(got):
             assert before.dest == after.source
         assert [t.dest for t in tracker.get(call_id).history] == [t.dest for t in got]
 
@@ -57,18 +58,28 @@ class RacingStore(MemoryStore):
         self.rival = rival
         self.attempts = 0
 
-    def commit(self, call_id: str, expected_version: int, state: str,
-               transitions: tuple[Transition, ...], last_at: float | None,
-               ended_at: float | None, event_id: str | None) -> bool:
+    def commit(
+        self,
+        call_id: str,
+        expected_version: int,
+        state: str,
+        transitions: tuple[Transition, ...],
+        last_at: float | None,
+        ended_at: float | None,
+        event_id: str | None,
+    ) -> bool:
         self.attempts += 1
         if self.rival:
             rival_state, rival_transitions = self.rival.pop(0)
-            assert super().commit(call_id, expected_version, rival_state, rival_transitions,
-                                  None, None, None)
-            return super().commit(call_id, expected_version, state, transitions, last_at,
-                                  ended_at, event_id)  # the version moved on: refused
-        return super().commit(call_id, expected_version, state, transitions, last_at,
-                              ended_at, event_id)
+            assert super().commit(
+                call_id, expected_version, rival_state, rival_transitions, None, None, None
+            )
+            return super().commit(
+                call_id, expected_version, state, transitions, last_at, ended_at, event_id
+            )  # the version moved on: refused
+        return super().commit(
+            call_id, expected_version, state, transitions, last_at, ended_at, event_id
+        )
 
 
 def _rival_move(call_id: str, source: str, dest: str) -> tuple[str, tuple[Transition, ...]]:
@@ -99,9 +110,7 @@ def test_the_loser_applies_what_is_still_new() -> None:
     assert OutcomeKind.APPLIED == out.kind
     # re-decided from ringing: one step, nothing inferred twice
     assert [("ringing", "in_progress")] == [(t.source, t.dest) for t in out.transitions]
-    assert ["initiated", "ringing", "in_progress"] == [
-        t.dest for t in tracker.get("c").history
-    ]
+    assert ["initiated", "ringing", "in_progress"] == [t.dest for t in tracker.get("c").history]
 
 
 def test_heads_are_plain_tuples() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,13 +30,15 @@ def test_messy_deliveries_end_where_the_clean_flow_ends(
     assert 1 == rec.count("terminal")
     # no detour: only states of the real path, each signalled after the one before it
     assert set(entered) <= set(path)
-    for a, b in zip(entered, entered[1:], strict=False):
+    for a, b in itertools.pairwise(entered):
         assert b in HUSKYVOICE.allowed(a)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(PATHS), st.integers(0, 2**32))
-def test_scramble_keeps_the_terminal_update_and_the_outcome(path: tuple[str, ...], seed: int) -> None:
+def test_scramble_keeps_the_terminal_update_and_the_outcome(
+    path: tuple[str, ...], seed: int
+) -> None:
     flow = [StatusUpdate(s) for s in path]
     messy = scramble(flow, seed)
     assert flow[-1] in messy
