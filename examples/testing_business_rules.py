@@ -2,9 +2,9 @@
 
 The rule: a call is billed exactly once if and only if it completed, and a
 retry is scheduled exactly once if and only if it failed. ``paths()``
-enumerates every way a call can go; ``scramble()`` delivers each the way real webhooks and polls do (late, twice, out of order,
-some lost). Run it under pytest (``pytest examples/testing_business_rules.py``)
-or as a script.
+enumerates every way a call can go; ``scramble()`` delivers each the way
+real webhooks and polls do (late, twice, out of order, some lost). Run it
+under pytest (``pytest examples/testing_business_rules.py``) or as a script.
 """
 
 from __future__ import annotations
