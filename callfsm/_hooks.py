@@ -28,7 +28,7 @@ log = logging.getLogger("callfsm")
 
 Handler = Callable[[Any], Any]
 Filter = Callable[[str | None, str], bool]
-Plan = tuple[tuple["TrackerSignal", tuple[Handler, ...]], ...]
+Plan = tuple[tuple["TrackerSignal", "Handler | None"], ...]
 
 #: The payload keyword each signal's blinker receivers get.
 _KEYWORD = {"rejected": "outcome", "ignored": "outcome", "handler_failed": "failure"}
@@ -127,85 +127,100 @@ class Hooks:
         return found
 
     # -- planning ----------------------------------------------------------------------
+    #
+    # A plan is a flat tuple of (signal, handler) in delivery order; the handler is
+    # None where the signal's own blinker receivers are to be sent to.
 
     def plan(self, source: str | None, dest: str) -> Plan:
-        """The signals and ordered handlers a transition goes to (cached)."""
+        """The (signal, handler) pairs a transition goes to, in order (cached)."""
         key = (source, dest)
         plan = self.plans.get(key)
         if plan is None:
             names = [dest, "transition"] + (["terminal"] if dest in self.terminal else [])
-            entries = []
-            for n in names:
-                handlers = tuple(h for h, f in self._handlers[n] if f is None or f(source, dest))
-                if handlers or self.signals[n].receivers:
-                    entries.append((self.signals[n], handlers))
-            plan = tuple(entries)
+            plan = self._flatten(names, lambda f: f(source, dest))
             self.plans[key] = plan
         return plan
 
     def outcome_plan(self, name: str) -> Plan:
-        """The one signal an ignored or rejected outcome goes to."""
+        """The (signal, handler) pairs an ignored or rejected outcome goes to."""
         plan = self.plans.get(name)
         if plan is None:
-            plan = ((self.signals[name], tuple(h for h, _ in self._handlers[name])),)
+            plan = self._flatten([name], lambda f: True)
             self.plans[name] = plan
         return plan
 
-    def wanted(self, name: str) -> bool:
-        """True if anything would receive signal ``name``."""
-        return bool(self._handlers[name] or self.signals[name].receivers)
+    def _flatten(self, names: list[str], keep: Callable[[Filter], bool]) -> Plan:
+        entries: list[tuple[TrackerSignal, Handler | None]] = []
+        for n in names:
+            sig = self.signals[n]
+            entries += [(sig, h) for h, f in self._handlers[n] if f is None or keep(f)]
+            if sig.receivers:
+                entries.append((sig, None))
+        return tuple(entries)
 
     # -- sending -----------------------------------------------------------------------
 
     def send(
-        self, plan: Plan, payload: Transition | Outcome, failures: list[HandlerFailure]
-    ) -> None:
-        """Run a plan synchronously; handler errors are reported, never raised."""
-        for sig, handlers in plan:
+        self, plan: Plan, payload: Transition | Outcome, failures: list[HandlerFailure] | None
+    ) -> list[HandlerFailure] | None:
+        """Run a plan synchronously; handler errors are collected, never raised.
+
+        Returns:
+            ``failures``, or a new list if there were failures and it was None.
+        """
+        for sig, handler in plan:
             if sig.is_muted:
                 continue
-            for handler in handlers:
-                try:
-                    result = handler(payload)
-                    if result is not None and inspect.isawaitable(result):
-                        _close(result)
-                        raise TypeError("handler returned an awaitable on the synchronous path")
-                except Exception as exc:
-                    self.failed(sig.name, handler, exc, payload, failures)
-            if sig.receivers:
-                for receiver, call in self._raw(sig, payload):
-                    try:
-                        result = call()
-                        if result is not None and inspect.isawaitable(result):
-                            _close(result)
-                            raise TypeError(
-                                "receiver returned an awaitable on the synchronous path"
-                            )
-                    except Exception as exc:
-                        self.failed(sig.name, receiver, exc, payload, failures)
+            if handler is None:
+                failures = self.send_raw(sig, payload, failures)
+                continue
+            try:
+                result = handler(payload)
+                if result is not None and inspect.isawaitable(result):
+                    _close(result)
+                    raise TypeError("handler returned an awaitable on the synchronous path")
+            except Exception as exc:
+                failures = self.failed(sig.name, handler, exc, payload, failures)
+        return failures
+
+    def send_raw(
+        self, sig: TrackerSignal, payload: object, failures: list[HandlerFailure] | None
+    ) -> list[HandlerFailure] | None:
+        """Send to the blinker receivers of ``sig``, each isolated from the others."""
+        keyword = _KEYWORD.get(sig.name, "transition")
+        for receiver in sig.receivers_for(self.owner):
+            try:
+                result = receiver(self.owner, **{keyword: payload})
+                if result is not None and inspect.isawaitable(result):
+                    _close(result)
+                    raise TypeError("receiver returned an awaitable on the synchronous path")
+            except Exception as exc:
+                failures = self.failed(sig.name, receiver, exc, payload, failures)  # type: ignore[arg-type]
+        return failures
 
     async def send_async(
-        self, plan: Plan, payload: Transition | Outcome, failures: list[HandlerFailure]
-    ) -> None:
+        self, plan: Plan, payload: Transition | Outcome, failures: list[HandlerFailure] | None
+    ) -> list[HandlerFailure] | None:
         """Run a plan, awaiting coroutine handlers one after the other, in order."""
-        for sig, handlers in plan:
+        for sig, handler in plan:
             if sig.is_muted:
                 continue
-            calls = [(h, _bind(h, payload)) for h in handlers]
-            if sig.receivers:
-                calls += self._raw(sig, payload)
+            if handler is None:
+                keyword = _KEYWORD.get(sig.name, "transition")
+                calls = [
+                    (r, functools.partial(r, self.owner, **{keyword: payload}))
+                    for r in sig.receivers_for(self.owner)
+                ]
+            else:
+                calls = [(handler, functools.partial(handler, payload))]
             for target, call in calls:
                 try:
                     result = call()
                     if inspect.isawaitable(result):
                         await result
                 except Exception as exc:
-                    self.failed(sig.name, target, exc, payload, failures)
-
-    def _raw(self, sig: TrackerSignal, payload: object) -> list[tuple[Any, Callable[[], Any]]]:
-        keyword = _KEYWORD.get(sig.name, "transition")
-        owner = self.owner
-        return [(r, _bind_raw(r, owner, keyword, payload)) for r in sig.receivers_for(owner)]
+                    failures = self.failed(sig.name, target, exc, payload, failures)
+        return failures
 
     def failed(
         self,
@@ -213,8 +228,8 @@ class Hooks:
         handler: Handler,
         exc: Exception,
         payload: Transition | Outcome,
-        failures: list[HandlerFailure],
-    ) -> None:
+        failures: list[HandlerFailure] | None,
+    ) -> list[HandlerFailure]:
         """Log a handler's error, report it on ``handler_failed`` and collect it."""
         failure = HandlerFailure(name, handler, exc, payload)
         log.error(
@@ -223,25 +238,17 @@ class Hooks:
             failure.describe(),
             exc_info=exc,
         )
+        failures = [] if failures is None else failures
         failures.append(failure)
-        if name == "handler_failed":
-            return
         sig = self.signals["handler_failed"]
         if sig.is_muted:
-            return
+            return failures
         for h in self._handlers["handler_failed"]:
             _report_safely(h[0], failure)
         if sig.receivers:
             for r in sig.receivers_for(self.owner):
                 _report_safely(functools.partial(r, self.owner), failure, keyword=True)
-
-
-def _bind(handler: Handler, payload: object) -> Callable[[], Any]:
-    return lambda: handler(payload)
-
-
-def _bind_raw(receiver: Any, sender: object, keyword: str, payload: object) -> Callable[[], Any]:
-    return lambda: receiver(sender, **{keyword: payload})
+        return failures
 
 
 def _close(awaitable: object) -> None:

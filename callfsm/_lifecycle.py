@@ -28,12 +28,11 @@ RESERVED = frozenset({"transition", "terminal", "rejected", "ignored", "handler_
 
 
 class Move(enum.Enum):
-    """What an update to state B means for a call in state A (internal)."""
+    """Why an update to state B does not move a call in state A forward (internal)."""
 
     DUPLICATE = 0
     STALE = 1
-    FORWARD = 2
-    REJECT = 3
+    REJECT = 2
 
 
 class Lifecycle:
@@ -93,7 +92,7 @@ class Lifecycle:
         self.events: Mapping[str, str] = dict(events or {})
         self._words = self._build_words()
         self._paths = self._shortest_paths()
-        self._moves = self._build_moves()
+        self._decisions = self._build_decisions()
 
     # -- definition and validation ---------------------------------------------------
 
@@ -220,19 +219,24 @@ class Lifecycle:
                         todo.append((n, (*path, n)))
         return paths
 
-    def _build_moves(self) -> dict[tuple[str, str], Move]:
-        moves: dict[tuple[str, str], Move] = {}
+    def _build_decisions(self) -> dict[tuple[str, str], tuple[str, ...] | Move]:
+        """(current, requested) -> the states to enter on the way, or why there are none.
+
+        One lookup on the update path: a tuple for a move forward, a
+        :class:`Move` for a duplicate, a stale update or an illegal one.
+        """
+        table: dict[tuple[str, str], tuple[str, ...] | Move] = {}
         for a in self.states:
             for b in self.states:
                 if a == b:
-                    moves[a, b] = Move.DUPLICATE
+                    table[a, b] = Move.DUPLICATE
                 elif (b, a) in self._paths:
-                    moves[a, b] = Move.STALE
+                    table[a, b] = Move.STALE
                 elif (a, b) in self._paths:
-                    moves[a, b] = Move.FORWARD
+                    table[a, b] = self._paths[a, b]
                 else:
-                    moves[a, b] = Move.REJECT
-        return moves
+                    table[a, b] = Move.REJECT
+        return table
 
     # -- queries ------------------------------------------------------------------------
 

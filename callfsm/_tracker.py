@@ -55,7 +55,7 @@ _APPLIED, _DUPLICATE, _STALE, _REJECTED = (
     OutcomeKind.STALE,
     OutcomeKind.REJECTED,
 )
-_FORWARD, _DUP, _BEHIND = Move.FORWARD, Move.DUPLICATE, Move.STALE
+_DUP, _BEHIND = Move.DUPLICATE, Move.STALE
 
 
 def _timestamp(at: datetime | float) -> float:
@@ -117,8 +117,7 @@ class CallTracker:
         self._next_sweep = clock() + retention if retention is not None else float("inf")
         self._hooks = Hooks(self, lifecycle.states, lifecycle.terminal)
         self._words = lifecycle._words
-        self._moves = lifecycle._moves
-        self._paths = lifecycle._paths
+        self._decisions = lifecycle._decisions
         self._terminal = lifecycle.terminal
         self._head = self.store.head
         self._commit = self.store.commit
@@ -310,24 +309,34 @@ class CallTracker:
             HandlerError: Handlers raised and ``raise_handler_errors`` is on.
         """
         hooks = self._hooks
-        if hooks.coroutines or (hooks.maybe_raw_async and hooks.raw_coroutines()):
-            raise AsyncHandlerError([*hooks.coroutines, *hooks.raw_coroutines()])
+        if hooks.coroutines or hooks.maybe_raw_async:
+            found = [*hooks.coroutines, *hooks.raw_coroutines()]
+            if found:
+                raise AsyncHandlerError(found)
         outcome, lock = self._write(call_id, status, at, data, origin, event_id, strict)
-        failures: list[HandlerFailure] = []
+        failures: list[HandlerFailure] | None = None
         if lock is not None:
-            # this thread delivers: its own batch, then any queued behind it
-            batch: tuple[Transition, ...] | None = outcome.transitions
-            send = hooks.send
-            while batch is not None:
+            # this thread delivers: its own batch, then any queued behind it meanwhile
+            plans = hooks.plans
+            batch = outcome.transitions
+            while True:
                 for t in batch:
-                    plan = hooks.plans.get((t.source, t.dest)) or hooks.plan(t.source, t.dest)
+                    plan = plans.get((t.source, t.dest))
+                    if plan is None:
+                        plan = hooks.plan(t.source, t.dest)
                     if plan:
-                        send(plan, t, failures)
-                batch = self._next_batch(call_id, batch, lock)
+                        failures = hooks.send(plan, t, failures)
+                with lock:
+                    queue = self._inflight[call_id]
+                    if not queue:
+                        self._release(call_id, batch)
+                        break
+                    batch = queue.popleft()
         elif outcome.kind is not _APPLIED:
             name = "rejected" if outcome.kind is _REJECTED else "ignored"
-            if hooks.wanted(name):
-                hooks.send(hooks.outcome_plan(name), outcome, failures)
+            plan = hooks.outcome_plan(name)
+            if plan:
+                failures = hooks.send(plan, outcome, failures)
         if failures and self.raise_handler_errors:
             raise HandlerError(failures) from failures[0].error
         return outcome
@@ -346,17 +355,23 @@ class CallTracker:
         """Like :meth:`update`, awaiting coroutine handlers in connection order."""
         hooks = self._hooks
         outcome, lock = self._write(call_id, status, at, data, origin, event_id, strict)
-        failures: list[HandlerFailure] = []
+        failures: list[HandlerFailure] | None = None
         if lock is not None:
-            batch: tuple[Transition, ...] | None = outcome.transitions
-            while batch is not None:
+            batch = outcome.transitions
+            while True:
                 for t in batch:
-                    await hooks.send_async(hooks.plan(t.source, t.dest), t, failures)
-                batch = self._next_batch(call_id, batch, lock)
+                    failures = await hooks.send_async(hooks.plan(t.source, t.dest), t, failures)
+                with lock:
+                    queue = self._inflight[call_id]
+                    if not queue:
+                        self._release(call_id, batch)
+                        break
+                    batch = queue.popleft()
         elif outcome.kind is not _APPLIED:
             name = "rejected" if outcome.kind is _REJECTED else "ignored"
-            if hooks.wanted(name):
-                await hooks.send_async(hooks.outcome_plan(name), outcome, failures)
+            plan = hooks.outcome_plan(name)
+            if plan:
+                failures = await hooks.send_async(plan, outcome, failures)
         if failures and self.raise_handler_errors:
             raise HandlerError(failures) from failures[0].error
         return outcome
@@ -428,12 +443,11 @@ class CallTracker:
                                 "it is older than the last update",
                             ), None
                         last_at = stamped
-                    move = self._moves[previous, requested]
-                    if move is not _FORWARD:
+                    steps = self._decisions[previous, requested]
+                    if isinstance(steps, Move):
                         return self._refuse(
-                            call_id, move, requested, previous, origin, payload, strict
+                            call_id, steps, requested, previous, origin, payload, strict
                         ), None
-                    steps = self._paths[previous, requested]
                     if len(steps) == 1:
                         transitions = (
                             _make_transition(
@@ -560,19 +574,12 @@ class CallTracker:
             error,
         )
 
-    def _next_batch(
-        self, call_id: str, done: tuple[Transition, ...], lock: threading.Lock
-    ) -> tuple[Transition, ...] | None:
-        """Hand the delivering thread the next queued batch, or release the call."""
-        with lock:
-            queue = self._inflight[call_id]
-            if queue:
-                return queue.popleft()
-            del self._inflight[call_id]
-            if self._waiters and done[-1].dest in self._terminal:
-                for wake in self._waiters.pop(call_id, ()):
-                    wake()
-        return None
+    def _release(self, call_id: str, last: tuple[Transition, ...]) -> None:
+        """End this thread's delivery of the call (under its lock); wake waiters at the end."""
+        del self._inflight[call_id]
+        if self._waiters and last[-1].dest in self._terminal:
+            for wake in self._waiters.pop(call_id, ()):
+                wake()
 
     # -- waiting -----------------------------------------------------------------------
 
