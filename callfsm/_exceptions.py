@@ -9,7 +9,15 @@ Every error callfsm raises derives from :class:`CallFSMError`::
     ├── UnknownCall (KeyError)         a call the tracker has never seen
     ├── WaitTimeout (TimeoutError)     a wait ended before the call did
     ├── AsyncHandlerError (TypeError)  a coroutine handler met the synchronous path
-    └── HandlerError                   handlers raised while errors are set to raise
+    ├── HandlerError                   handlers raised while errors are set to raise
+    ├── MissingAPIKey (ValueError)     no API key given and none in the environment
+    └── APIError                       the HuskyVoice API did not do what was asked
+        ├── AuthenticationError        401 or 403: a wrong key or a missing scope
+        ├── NotFoundError              404: no such call
+        ├── RateLimitError             429: too many requests (see retry_after)
+        ├── ServerError                5xx: the API failed
+        ├── TransportError             no response at all: timeout, refused, reset
+        └── UnexpectedResponse         a response that is not the documented shape
 """
 
 from __future__ import annotations
@@ -21,11 +29,19 @@ if TYPE_CHECKING:
     from ._events import HandlerFailure
 
 __all__ = [
+    "APIError",
     "AsyncHandlerError",
+    "AuthenticationError",
     "CallFSMError",
     "HandlerError",
     "IllegalTransition",
     "LifecycleError",
+    "MissingAPIKey",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "TransportError",
+    "UnexpectedResponse",
     "UnknownCall",
     "UnknownStatus",
     "WaitTimeout",
@@ -164,3 +180,71 @@ class HandlerError(CallFSMError):
             f"handler {first.handler_name} raised {first.error!r} on {first.describe()}"
             f"{more}; the update was stored and the other handlers ran"
         )
+
+
+class MissingAPIKey(CallFSMError, ValueError):
+    """No API key was given and ``HUSKYVOICE_API_KEY`` is not set."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no HuskyVoice API key: pass api_key=... or set the HUSKYVOICE_API_KEY "
+            "environment variable"
+        )
+
+
+class APIError(CallFSMError):
+    """The HuskyVoice API answered with an error, or not at all.
+
+    Args:
+        message: What went wrong, for the reader of the traceback.
+        status_code: The HTTP status, or None when no response came.
+        body: The response body as text ("" when none came).
+        method: The request's method.
+        url: The request's URL.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: str = "",
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.method = method
+        self.url = url
+        where = f"{method} {url}: " if method else ""
+        shown = body if len(body) <= 500 else body[:500] + "..."
+        tail = f"; body: {shown}" if shown else ""
+        super().__init__(f"{where}{message}{tail}")
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the key is wrong, revoked, or lacks the scope for this call."""
+
+
+class NotFoundError(APIError):
+    """404: the API knows no such call."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` is the seconds the API asked for, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class ServerError(APIError):
+    """A 5xx status: the API failed; retrying later may work."""
+
+
+class TransportError(APIError):
+    """No response came: a timeout, a refused or reset connection; the cause is chained."""
+
+
+class UnexpectedResponse(APIError):
+    """A response whose body is not the documented shape (not JSON, a field missing)."""

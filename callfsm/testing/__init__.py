@@ -8,11 +8,14 @@ every legal path, ``scramble`` delivers a flow the way the real world does and
 
 from __future__ import annotations
 
+from ._fake import FakeHuskyVoice, Fault
 from ._flows import SCENARIOS, Flow, Scenario, paths, scramble, simulate
 from ._recorder import Recorder, raise_handler_errors, record
 
 __all__ = [
     "SCENARIOS",
+    "FakeHuskyVoice",
+    "Fault",
     "Flow",
     "Recorder",
     "Scenario",
