@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -32,9 +32,9 @@ log = logging.getLogger("callfsm.webhooks")
 SIGNATURE_HEADER = "X-Husky-Signature"
 _REQUIRED = ("event_id", "event_type", "created_at", "data")
 
-ASGIScope = dict[str, Any]
-ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
-ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIScope = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -200,9 +200,11 @@ def test_transport_failures_are_transport_errors() -> None:
 
 
 def test_a_real_refused_connection_on_loopback() -> None:
-    with HuskyVoiceClient(KEY, base_url="http://127.0.0.1:9/v1", timeout=2) as client:
-        with pytest.raises(TransportError):
-            client.get_call("c")
+    with (
+        HuskyVoiceClient(KEY, base_url="http://127.0.0.1:9/v1", timeout=2) as client,
+        pytest.raises(TransportError),
+    ):
+        client.get_call("c")
 
 
 def test_the_key_comes_from_the_environment_or_nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,27 +243,20 @@ def test_a_callers_client_is_not_closed(fake: FakeHuskyVoice) -> None:
 
 
 def test_the_async_client(fake: FakeHuskyVoice) -> None:
-    def run(coro_fn: Callable[[AsyncHuskyVoiceClient], object]) -> object:
-        async def main() -> object:
-            transport = httpx.MockTransport(fake.transport.handler)  # type: ignore[attr-defined]
-            async with httpx.AsyncClient(transport=transport) as http:
-                async with AsyncHuskyVoiceClient(KEY, base_url=BASE, http_client=http) as c:
-                    return await coro_fn(c)  # type: ignore[misc]
+    async def main() -> tuple[str, str, dict[str, object]]:
+        transport = httpx.MockTransport(fake.respond_httpx)
+        async with (
+            httpx.AsyncClient(transport=transport) as http,
+            AsyncHuskyVoiceClient(KEY, base_url=BASE, http_client=http) as c,
+        ):
+            call_id = await c.create_call("a", "+91", additional_info={"scenario": "cancelled"})
+            status = (await c.get_call(call_id))["status"]
+            await c.cancel_call(call_id)
+            deleted = await c.delete_call(call_id)
+            with pytest.raises(NotFoundError):
+                await c.get_call("nope")
+            return call_id, status, deleted
 
-        return asyncio.run(main())
-
-    async def flow(c: AsyncHuskyVoiceClient) -> tuple[str, str, dict[str, object]]:
-        call_id = await c.create_call("a", "+91", additional_info={"scenario": "cancelled"})
-        status = (await c.get_call(call_id))["status"]
-        await c.cancel_call(call_id)
-        return call_id, status, await c.delete_call(call_id)
-
-    call_id, status, deleted = run(flow)  # type: ignore[misc]
+    call_id, status, deleted = asyncio.run(main())
     assert "queued" == status
     assert {"call_id": call_id, "deleted": True} == deleted
-
-    async def missing(c: AsyncHuskyVoiceClient) -> object:
-        return await c.get_call("nope")
-
-    with pytest.raises(NotFoundError):
-        run(missing)

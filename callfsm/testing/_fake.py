@@ -144,8 +144,8 @@ class FakeHuskyVoice:
         self._sink = self._make_sink(webhooks)
         self._pumping: threading.Thread | None = None
         self._stop = threading.Event()
-        self.transport = httpx.MockTransport(self._handle_httpx)
-        """An httpx transport answering as the API, in process."""
+        self.transport = httpx.MockTransport(self.respond_httpx)
+        """An httpx transport answering as the API, in process (sync and async clients)."""
 
     # -- calls ---------------------------------------------------------------------
 
@@ -358,7 +358,8 @@ class FakeHuskyVoice:
         call.deleted = True
         return 200, _JSON, _dump({"data": {"call_id": call.call_id, "deleted": True}})
 
-    def _handle_httpx(self, request: httpx.Request) -> httpx.Response:
+    def respond_httpx(self, request: httpx.Request) -> httpx.Response:
+        """Answer one httpx request; what :attr:`transport` calls."""
         status, headers, body = self.respond(
             request.method, request.url.path, request.headers, request.read()
         )
