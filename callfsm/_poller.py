@@ -162,6 +162,12 @@ class _Schedule:
     def remove(self, call_id: str) -> None:
         self.watched.pop(call_id, None)
 
+    def due(self, call_id: str) -> float | None:
+        """When the call is next polled, or None if it is not scheduled."""
+        w = self.watched.get(call_id)
+        live = [d for d, _, c, token in self.heap if c == call_id and w and token == w.token]
+        return live[0] if live else None
+
     def interval(self, state: str | None) -> float:
         base = self.policy.intervals.get(state or "", self.policy.default_interval)
         j = self.policy.jitter

@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from callfsm import (
+    AsyncPoller,
+    AuthenticationError,
+    CallTracker,
+    NotFoundError,
+    PollFailure,
+    Poller,
+    PollPolicy,
+    RateLimitError,
+    ServerError,
+)
+from callfsm._poller import _Schedule
+from callfsm.testing import SCENARIOS, FakeHuskyVoice, record
+
+KEY = "sk_test_fake"
+BASE = "http://127.0.0.1:9/v1"  # answered by the fake's transport
+FAST = PollPolicy(rate=1000, concurrency=4, jitter=0.0).scaled(0.005)
+
+
+@pytest.fixture
+def fake() -> FakeHuskyVoice:
+    return FakeHuskyVoice(api_key=KEY, step=0.02)
+
+
+@pytest.fixture
+def tracker() -> CallTracker:
+    return CallTracker(raise_handler_errors=True)
+
+
+@pytest.fixture
+def poller(tracker: CallTracker, fake: FakeHuskyVoice) -> Iterator[Poller]:
+    with Poller(tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=FAST) as p:
+        yield p
+
+
+def test_every_scenario_is_followed_to_its_end(
+    poller: Poller, tracker: CallTracker, fake: FakeHuskyVoice
+) -> None:
+    calls = {name: fake.add_call(name) for name in SCENARIOS if name != "cancelled"}
+    with record(tracker) as rec:
+        finals = {name: poller.watch(call_id, timeout=10).state for name, call_id in calls.items()}
+    assert {name: SCENARIOS[name].final for name in calls} == finals
+    rec.assert_no_repeats()
+    assert all(t.origin == "poll" for t in rec.transitions)
+    # polling stops at the end: no call is polled again
+    before = poller.requests
+    threading.Event().wait(0.05)
+    assert before == poller.requests
+
+
+def test_watch_starts_polling_and_returns_the_record(
+    tracker: CallTracker, fake: FakeHuskyVoice
+) -> None:
+    call_id = fake.add_call("busy")
+    poller = Poller(tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=FAST)
+    try:
+        record_ = poller.watch(call_id, timeout=10)
+    finally:
+        poller.stop()
+    assert "failed" == record_.state
+    assert "busy" == record_.history[-1].data["reason"]
+
+
+def test_not_found_ends_polling_of_that_call_and_is_reported(
+    poller: Poller, fake: FakeHuskyVoice
+) -> None:
+    missing: list[PollFailure] = []
+    poller.on_not_found(missing.append)
+    ok = fake.add_call("busy")
+    with pytest.raises(NotFoundError):
+        poller.watch("call_nope", timeout=10)
+    assert ["call_nope"] == [f.call_id for f in missing]
+    assert "failed" == poller.watch(ok, timeout=10).state
+
+
+def test_a_refused_key_stops_everything_and_reaches_the_caller(
+    tracker: CallTracker, fake: FakeHuskyVoice
+) -> None:
+    a, b = fake.add_call("answered"), fake.add_call("answered")
+    poller = Poller(
+        tracker, api_key="sk_wrong", base_url=BASE, transport=fake.transport, policy=FAST
+    )
+    try:
+        poller.add(b)
+        with pytest.raises(AuthenticationError):
+            poller.watch(a, timeout=10)
+        assert isinstance(poller.error, AuthenticationError)
+        requests = poller.requests
+        threading.Event().wait(0.05)
+        assert requests == poller.requests  # nobody polls any more
+    finally:
+        poller.stop()
+
+
+def test_repeated_server_errors_give_up_one_call_and_not_the_others(
+    tracker: CallTracker, fake: FakeHuskyVoice
+) -> None:
+    policy = PollPolicy(rate=1000, concurrency=2, jitter=0.0, max_failures=3).scaled(0.005)
+    doomed, fine = fake.add_call("answered"), fake.add_call("busy")
+    fake.inject(503, times=100, path=doomed)
+    failed: list[PollFailure] = []
+    with Poller(
+        tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=policy
+    ) as poller:
+        poller.on_poll_failed(failed.append)
+        with pytest.raises(ServerError):
+            poller.watch(doomed, timeout=10)
+        assert "failed" == poller.watch(fine, timeout=10).state
+    assert [(doomed, 3)] == [(f.call_id, f.attempts) for f in failed]
+    assert doomed not in tracker  # no answer ever came for it
+
+
+def test_a_garbled_response_is_retried(poller: Poller, fake: FakeHuskyVoice) -> None:
+    call_id = fake.add_call("busy")
+    fake.inject(200, body=b"<html>gateway</html>", times=2)
+    assert "failed" == poller.watch(call_id, timeout=10).state
+
+
+def test_concurrency_is_bounded(tracker: CallTracker, fake: FakeHuskyVoice) -> None:
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        threading.Event().wait(0.01)
+        try:
+            return fake.respond_httpx(request)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    policy = PollPolicy(rate=1000, concurrency=3, jitter=0.0).scaled(0.001)
+    calls = [fake.add_call("no_answer") for _ in range(20)]
+    with Poller(
+        tracker, api_key=KEY, base_url=BASE, transport=httpx.MockTransport(slow), policy=policy
+    ) as poller:
+        for c in calls:
+            poller.add(c)
+        for c in calls:
+            assert "failed" == poller.watch(c, timeout=20).state
+    assert 1 < most <= 3
+
+
+def test_hybrid_polls_only_once_webhooks_go_quiet(tracker: CallTracker) -> None:
+    fake = FakeHuskyVoice(api_key=KEY, step=0.03, webhooks=None)
+    policy = PollPolicy(
+        rate=1000,
+        concurrency=2,
+        jitter=0.0,
+        intervals={s: 0.01 for s in ("queued", "initiated", "ringing", "in_progress")},
+        quiet_after=0.1,
+    )
+    call_id = fake.add_call("answered")
+    with Poller(
+        tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=policy
+    ) as poller:
+        tracker.update(call_id, "call.initiated", origin="webhook")
+        poller.follow(call_id)
+        assert 0 == poller.requests  # webhooks are flowing: no polling yet
+        # no more webhooks come (lost): after quiet_after the poller takes over
+        final = poller.watch(call_id, timeout=10)
+    assert "completed" == final.state
+    assert "poll" == final.history[-1].origin
+    assert poller.requests >= 1
+
+
+def test_schedule_intervals_backoff_rate_and_retry_after() -> None:
+    now = [100.0]
+    policy = PollPolicy(rate=2.0, jitter=0.0, backoff=1.0, max_backoff=4.0, max_failures=10)
+    s = _Schedule(policy, lambda: now[0], seed=1)
+    s.add("c")
+    assert ("c", 0.0) == s.next()
+    s.succeeded("c", "ringing", terminal=False)
+    assert (None, pytest.approx(0.5)) == s.next()  # ringing is polled fast
+    now[0] += 0.5
+    assert "c" == s.next()[0]
+    s.succeeded("c", "queued", terminal=False)
+    assert (None, pytest.approx(2.0)) == s.next()
+    # backoff doubles up to the cap
+    delays = []
+    for _ in range(4):
+        s.failed("c", ServerError("boom"))
+        delays.append(round((s.due("c") or 0.0) - now[0], 3))
+    assert [1.0, 2.0, 4.0, 4.0] == delays
+    # Retry-After pauses every call, and is never undercut by a shorter backoff
+    s.add("d")
+    s.failed("d", RateLimitError("429", retry_after=9.0))
+    # c's own backoff would end at +4, but the account-wide pause holds it to +9
+    assert (None, pytest.approx(9.0)) == s.next()
+    now[0] += 9.0
+    assert "c" == s.next()[0]
+
+
+def test_schedule_rate_cap_and_terminal_calls() -> None:
+    now = [0.0]
+    s = _Schedule(PollPolicy(rate=2.0, jitter=0.0), lambda: now[0], seed=1)
+    for c in "abc":
+        s.add(c)
+    assert "a" == s.next()[0]
+    assert "b" == s.next()[0]
+    call, wait = s.next()  # the bucket holds 2 tokens: the third waits
+    assert call is None
+    assert wait == pytest.approx(0.5)
+    s.succeeded("a", "completed", terminal=True)
+    assert "a" not in s.watched
+
+
+def test_jitter_stays_within_bounds() -> None:
+    s = _Schedule(PollPolicy(jitter=0.2), lambda: 0.0, seed=3)
+    samples = [s.interval("ringing") for _ in range(200)]
+    assert all(0.4 <= x <= 0.6 for x in samples)
+    assert len(set(samples)) > 100
+
+
+def test_over_real_http_on_loopback(tracker: CallTracker, fake: FakeHuskyVoice) -> None:
+    call_id = fake.add_call("no_answer")
+    with (
+        fake.serve() as base_url,
+        Poller(tracker, api_key=KEY, base_url=base_url, policy=FAST) as poller,
+    ):
+        assert "failed" == poller.watch(call_id, timeout=10).state
+
+
+def test_the_async_poller(fake: FakeHuskyVoice) -> None:
+    tracker = CallTracker()
+    done: list[str] = []
+
+    @tracker.on_terminal
+    async def note(t: object) -> None:
+        done.append(getattr(t, "dest", ""))
+
+    calls = [fake.add_call(s) for s in ("answered", "busy", "disallowed")]
+
+    async def main() -> list[str]:
+        async with AsyncPoller(
+            tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=FAST
+        ) as poller:
+            finals = [(await poller.watch(c, timeout=10)).state for c in calls]
+            with pytest.raises(NotFoundError):
+                await poller.watch("call_nope", timeout=10)
+            return finals
+
+    assert ["completed", "failed", "failed"] == asyncio.run(main())
+    assert sorted(["completed", "failed", "failed"]) == sorted(done)
