@@ -1,4 +1,4 @@
-"""The ``callfsm`` command: ``diagram`` and ``simulate``."""
+"""The ``callfsm`` command: ``diagram``, ``simulate`` and the intake commands."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from ._cli_intake import add_commands
 from ._events import Outcome
 from ._lifecycle import HUSKYVOICE
 from ._tracker import CallTracker
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a scenario and print transitions and signals")
     p.add_argument("scenario", nargs="?", help=f"one of: {', '.join(SCENARIOS)} (default: all)")
     p.set_defaults(run=_simulate)
+    add_commands(sub)
     return parser
 
 

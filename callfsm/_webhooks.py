@@ -235,8 +235,12 @@ class WebhookReceiver:
 
     # -- apps ------------------------------------------------------------------------
 
-    async def asgi(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+    @property
+    def asgi(self) -> ASGIApp:
         """An ASGI application: mount it at your webhook path in any ASGI framework."""
+        return ASGIApp(self)
+
+    async def _asgi(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -299,6 +303,17 @@ class WebhookReceiver:
             [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
         )
         return [payload]
+
+
+class ASGIApp:
+    """A :class:`WebhookReceiver` as an ASGI 3 application (``receiver.asgi``)."""
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        """Serve one ASGI connection (HTTP or lifespan)."""
+        await self.receiver._asgi(scope, receive, send)
 
 
 _REASONS = {

@@ -484,6 +484,10 @@ class FakeHuskyVoice:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # one write per response, sent at once: small unbuffered writes meet
+            # delayed ACKs and cost 40 ms a request
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
