@@ -15,9 +15,9 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import blinker
 
@@ -35,6 +35,14 @@ _REQUIRED = ("event_id", "event_type", "created_at", "data")
 ASGIScope = MutableMapping[str, Any]
 ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Headers(Protocol):
+    """Request headers: a dict, or any framework's headers object (get and items)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -111,9 +119,7 @@ class WebhookReceiver:
 
     # -- framework-neutral core -------------------------------------------------------
 
-    def handle(
-        self, body: bytes, headers: Mapping[str, str], method: str = "POST"
-    ) -> WebhookResponse:
+    def handle(self, body: bytes, headers: Headers, method: str = "POST") -> WebhookResponse:
         """Verify and apply one delivery.
 
         Args:
@@ -144,9 +150,7 @@ class WebhookReceiver:
             return self._handler_failed(exc)
         return WebhookResponse(200, {"result": str(outcome.kind)}, outcome)
 
-    async def ahandle(
-        self, body: bytes, headers: Mapping[str, str], method: str = "POST"
-    ) -> WebhookResponse:
+    async def ahandle(self, body: bytes, headers: Headers, method: str = "POST") -> WebhookResponse:
         """Like :meth:`handle`, through :meth:`CallTracker.aupdate` (coroutine handlers)."""
         checked = self._check(body, headers, method)
         if isinstance(checked, WebhookResponse):
@@ -180,7 +184,7 @@ class WebhookReceiver:
         return ok
 
     def _check(
-        self, body: bytes, headers: Mapping[str, str], method: str
+        self, body: bytes, headers: Headers, method: str
     ) -> WebhookResponse | tuple[str, str, datetime, dict[str, Any], str, dict[str, Any]]:
         if method.upper() != "POST":
             return self._refused(_refuse(405, f"method {method} not allowed; use POST"))
@@ -326,7 +330,7 @@ _REASONS = {
 }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     value = headers.get(name)
     if value is not None:
         return value
