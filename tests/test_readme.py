@@ -53,7 +53,7 @@ def test_readme_diagram_is_the_lifecycle() -> None:
 def test_quickstart_commands_are_the_ones_ci_runs() -> None:
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     shell = [code.strip() for lang, code in BLOCKS if lang == "sh"]
-    assert any("callfsm simulate" in c for c in shell)
+    assert any("callfsm demo" in c for c in shell)
     (test_command,) = [c for c in shell if "pytest" in c]
     assert test_command in ci
 
