@@ -287,7 +287,9 @@ def bench_polling(n_calls: int) -> None:
     )
     print(f"   {'strategy':<44} {'requests/call':>13} {'p50 delay':>10} {'p95 delay':>10}")
     adaptive = PollPolicy(rate=1e9)
-    rows = [(f"adaptive {dict(adaptive.intervals)}", adaptive, None)]
+    rows: list[tuple[str, PollPolicy | None, float | None]] = [
+        (f"adaptive {dict(adaptive.intervals)}", adaptive, None)
+    ]
     rows += [(f"fixed every {f:g} s", None, f) for f in (1.0, 2.0, 3.0, 5.0)]
     for name, policy, fixed in rows:
         per_call, p50, p95 = _simulate(calls, policy, fixed)
