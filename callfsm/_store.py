@@ -71,7 +71,14 @@ class Store(Protocol):
     append-only history of transitions. :meth:`commit` must be atomic: the
     version check, the new head, the appended transitions and the event id are
     all written or none are. See ``docs/stores.md`` for writing your own.
+
+    A store that outlives its process is ``durable``: each commit also marks
+    its transitions "not yet delivered", :meth:`delivered` clears the mark once
+    the handlers ran, and :meth:`undelivered` lists what a crash left behind.
     """
+
+    durable: bool
+    """True if state outlives the process (and delivery marks are kept)."""
 
     def head(self, call_id: str) -> Head | None:
         """Return ``(state, version, last_at, ended_at)``, or None for an unknown call."""
@@ -117,12 +124,24 @@ class Store(Protocol):
     def call_ids(self) -> Iterator[str]:
         """Every call the store holds, tombstones included."""
 
+    def delivered(self, call_id: str, version: int) -> None:
+        """Clear the "not yet delivered" mark of the commit that wrote ``version``."""
+
+    def undelivered(
+        self, committed_before: float
+    ) -> Iterator[tuple[str, int, tuple[Transition, ...]]]:
+        """Commits still marked undelivered, made before ``committed_before`` (Unix time).
+
+        Yields:
+            ``(call_id, version, transitions)``, oldest version first within a call.
+        """
+
 
 class MemoryStore:
     """A :class:`Store` in this process's memory; the default.
 
     Safe for any number of threads and trackers in one process; gone when the
-    process ends.
+    process ends, so it is not ``durable`` and keeps no delivery marks.
 
     Args:
         event_ttl: Seconds an event id is remembered for duplicate detection.
@@ -210,6 +229,17 @@ class MemoryStore:
     def call_ids(self) -> Iterator[str]:
         """Every call the store holds, tombstones included."""
         return iter(list(self._heads))
+
+    durable = False
+
+    def delivered(self, call_id: str, version: int) -> None:
+        """Nothing to clear: a memory store keeps no delivery marks."""
+
+    def undelivered(
+        self, committed_before: float
+    ) -> Iterator[tuple[str, int, tuple[Transition, ...]]]:
+        """Nothing: what a memory store held died with its process."""
+        return iter(())
 
     def __len__(self) -> int:
         return len(self._heads)

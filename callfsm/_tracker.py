@@ -124,7 +124,8 @@ class CallTracker:
         self._seen_event = self.store.seen_event
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         # call id -> batches waiting behind the one being delivered (None: none yet)
-        self._inflight: dict[str, deque[tuple[Transition, ...]] | None] = {}
+        self._inflight: dict[str, deque[tuple[int, tuple[Transition, ...]]] | None] = {}
+        self._durable = bool(getattr(self.store, "durable", False))
         self._waiters: dict[str, list[Callable[[], None]]] = {}
 
     # -- handlers ----------------------------------------------------------------------
@@ -313,25 +314,10 @@ class CallTracker:
             found = [*hooks.coroutines, *hooks.raw_coroutines()]
             if found:
                 raise AsyncHandlerError(found)
-        outcome, lock = self._write(call_id, status, at, data, origin, event_id, strict)
+        outcome, lock, version = self._write(call_id, status, at, data, origin, event_id, strict)
         failures: list[HandlerFailure] | None = None
         if lock is not None:
-            # this thread delivers: its own batch, then any queued behind it meanwhile
-            plans = hooks.plans
-            batch = outcome.transitions
-            while True:
-                for t in batch:
-                    plan = plans.get((t.source, t.dest))
-                    if plan is None:
-                        plan = hooks.plan(t.source, t.dest)
-                    if plan:
-                        failures = hooks.send(plan, t, failures)
-                with lock:
-                    queue = self._inflight[call_id]
-                    if not queue:
-                        self._release(call_id, batch)
-                        break
-                    batch = queue.popleft()
+            failures = self._drain(call_id, version, outcome.transitions, lock)
         elif outcome.kind is not _APPLIED:
             name = "rejected" if outcome.kind is _REJECTED else "ignored"
             plan = hooks.outcome_plan(name)
@@ -354,19 +340,10 @@ class CallTracker:
     ) -> Outcome:
         """Like :meth:`update`, awaiting coroutine handlers in connection order."""
         hooks = self._hooks
-        outcome, lock = self._write(call_id, status, at, data, origin, event_id, strict)
+        outcome, lock, version = self._write(call_id, status, at, data, origin, event_id, strict)
         failures: list[HandlerFailure] | None = None
         if lock is not None:
-            batch = outcome.transitions
-            while True:
-                for t in batch:
-                    failures = await hooks.send_async(hooks.plan(t.source, t.dest), t, failures)
-                with lock:
-                    queue = self._inflight[call_id]
-                    if not queue:
-                        self._release(call_id, batch)
-                        break
-                    batch = queue.popleft()
+            failures = await self._adrain(call_id, version, outcome.transitions, lock)
         elif outcome.kind is not _APPLIED:
             name = "rejected" if outcome.kind is _REJECTED else "ignored"
             plan = hooks.outcome_plan(name)
@@ -385,11 +362,12 @@ class CallTracker:
         origin: str,
         event_id: str | None,
         strict: bool | None,
-    ) -> tuple[Outcome, threading.Lock | None]:
+    ) -> tuple[Outcome, threading.Lock | None, int]:
         """Decide and store one update.
 
         Returns:
-            The outcome, and the call's lock when this thread must deliver it.
+            The outcome; the call's lock when this thread must deliver it (else
+            None); the version written (0 when nothing was).
         """
         found = self._words.get(status)
         if found is None:
@@ -419,7 +397,7 @@ class CallTracker:
                         origin,
                         payload,
                         f"event {event_id!r} was seen before",
-                    ), None
+                    ), None, 0
                 if current is None:
                     if not isinstance(call_id, str) or not call_id:
                         raise ValueError(f"call_id must be a non-empty string, not {call_id!r}")
@@ -441,13 +419,13 @@ class CallTracker:
                                 origin,
                                 payload,
                                 "it is older than the last update",
-                            ), None
+                            ), None, 0
                         last_at = stamped
                     steps = self._decisions[previous, requested]
                     if isinstance(steps, Move):
                         return self._refuse(
                             call_id, steps, requested, previous, origin, payload, strict
-                        ), None
+                        ), None, 0
                     if len(steps) == 1:
                         transitions = (
                             _make_transition(
@@ -471,7 +449,7 @@ class CallTracker:
                     else:
                         return self._refuse(
                             call_id, Move.REJECT, requested, previous, origin, payload, strict
-                        ), None
+                        ), None, 0
                 ended_at = ts if requested in self._terminal else None
                 if self._commit(
                     call_id, version, requested, transitions, last_at, ended_at, event_id
@@ -486,7 +464,7 @@ class CallTracker:
                 queue = inflight[call_id]
                 if queue is None:
                     inflight[call_id] = queue = deque()
-                queue.append(transitions)
+                queue.append((version + 1, transitions))
                 owner = None
         return _make_outcome(
             call_id,
@@ -499,7 +477,7 @@ class CallTracker:
             origin,
             payload,
             None,
-        ), owner
+        ), owner, version + 1
 
     def _refuse(
         self,
@@ -573,6 +551,87 @@ class CallTracker:
             payload,
             error,
         )
+
+    def _drain(
+        self, call_id: str, version: int, batch: tuple[Transition, ...], lock: threading.Lock
+    ) -> list[HandlerFailure] | None:
+        """Deliver this thread's batch, then any queued behind it meanwhile, in order."""
+        hooks = self._hooks
+        plans = hooks.plans
+        failures: list[HandlerFailure] | None = None
+        while True:
+            for t in batch:
+                plan = plans.get((t.source, t.dest))
+                if plan is None:
+                    plan = hooks.plan(t.source, t.dest)
+                if plan:
+                    failures = hooks.send(plan, t, failures)
+            if self._durable:
+                self.store.delivered(call_id, version)
+            with lock:
+                queue = self._inflight[call_id]
+                if not queue:
+                    self._release(call_id, batch)
+                    return failures
+                version, batch = queue.popleft()
+
+    async def _adrain(
+        self, call_id: str, version: int, batch: tuple[Transition, ...], lock: threading.Lock
+    ) -> list[HandlerFailure] | None:
+        """:meth:`_drain`, awaiting coroutine handlers."""
+        hooks = self._hooks
+        failures: list[HandlerFailure] | None = None
+        while True:
+            for t in batch:
+                failures = await hooks.send_async(hooks.plan(t.source, t.dest), t, failures)
+            if self._durable:
+                self.store.delivered(call_id, version)
+            with lock:
+                queue = self._inflight[call_id]
+                if not queue:
+                    self._release(call_id, batch)
+                    return failures
+                version, batch = queue.popleft()
+
+    def recover(self, older_than: float = 60.0) -> int:
+        """Deliver transitions a crashed process stored but never delivered.
+
+        Run it at start-up. A durable store marks each commit "not yet
+        delivered" in the same atomic write and clears the mark once its
+        handlers ran; what is still marked after ``older_than`` seconds was left
+        by a process that died in between, and is delivered here, in order.
+        Delivery is therefore at-least-once for that window: a handler may see
+        a transition again if its process died after running it but before
+        the mark was cleared. A :class:`MemoryStore` dies with its process, so
+        there is nothing to recover.
+
+        Args:
+            older_than: Only commits at least this many seconds old, so that
+                deliveries still running in live processes are left alone.
+
+        Returns:
+            How many transitions were delivered.
+        """
+        if not self._durable:
+            return 0
+        failures: list[HandlerFailure] = []
+        delivered = 0
+        for call_id, version, batch in self.store.undelivered(self._clock() - older_than):
+            lock = self._stripes[hash(call_id) & (_STRIPES - 1)]
+            with lock:
+                if call_id in self._inflight:  # a live delivery: queue behind it
+                    queue = self._inflight[call_id]
+                    if queue is None:
+                        self._inflight[call_id] = queue = deque()
+                    queue.append((version, batch))
+                    delivered += len(batch)
+                    continue
+                self._inflight[call_id] = None
+            failures += self._drain(call_id, version, batch, lock) or []
+            delivered += len(batch)
+        if failures and self.raise_handler_errors:
+            raise HandlerError(failures) from failures[0].error
+        return delivered
 
     def _release(self, call_id: str, last: tuple[Transition, ...]) -> None:
         """End this thread's delivery of the call (under its lock); wake waiters at the end."""
