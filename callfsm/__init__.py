@@ -27,7 +27,7 @@ from ._exceptions import (
 )
 from ._lifecycle import HUSKYVOICE, Lifecycle
 from ._poller import AsyncPoller, Poller, PollFailure, PollPolicy
-from ._store import CallRecord, MemoryStore, Store
+from ._stores import CallRecord, MemoryStore, RedisStore, SQLiteStore, Store
 from ._tracker import CallTracker
 
 __version__ = "0.1.0"
@@ -57,6 +57,8 @@ __all__ = [
     "PollPolicy",
     "Poller",
     "RateLimitError",
+    "RedisStore",
+    "SQLiteStore",
     "ServerError",
     "StatusUpdate",
     "Store",

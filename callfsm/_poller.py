@@ -34,7 +34,7 @@ from ._exceptions import (
     RateLimitError,
     WaitTimeout,
 )
-from ._store import CallRecord
+from ._stores import CallRecord
 from ._tracker import CallTracker
 
 __all__ = ["AsyncPoller", "PollFailure", "PollPolicy", "Poller"]

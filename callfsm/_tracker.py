@@ -40,7 +40,7 @@ from ._exceptions import (
 )
 from ._hooks import Hooks
 from ._lifecycle import HUSKYVOICE, Lifecycle, Move
-from ._store import CallRecord, Head, MemoryStore, Store
+from ._stores import CallRecord, Head, MemoryStore, Store
 
 __all__ = ["CallTracker"]
 
@@ -389,15 +389,19 @@ class CallTracker:
             while True:
                 current = head(call_id)
                 if event_id is not None and self._seen_event(event_id):
-                    return self._ignored(
-                        call_id,
-                        _DUPLICATE,
-                        requested,
-                        current,
-                        origin,
-                        payload,
-                        f"event {event_id!r} was seen before",
-                    ), None, 0
+                    return (
+                        self._ignored(
+                            call_id,
+                            _DUPLICATE,
+                            requested,
+                            current,
+                            origin,
+                            payload,
+                            f"event {event_id!r} was seen before",
+                        ),
+                        None,
+                        0,
+                    )
                 if current is None:
                     if not isinstance(call_id, str) or not call_id:
                         raise ValueError(f"call_id must be a non-empty string, not {call_id!r}")
@@ -411,21 +415,29 @@ class CallTracker:
                     previous, version, last_at, _ = current
                     if stamped is not None:
                         if last_at is not None and stamped < last_at:
-                            return self._ignored(
-                                call_id,
-                                _STALE,
-                                requested,
-                                current,
-                                origin,
-                                payload,
-                                "it is older than the last update",
-                            ), None, 0
+                            return (
+                                self._ignored(
+                                    call_id,
+                                    _STALE,
+                                    requested,
+                                    current,
+                                    origin,
+                                    payload,
+                                    "it is older than the last update",
+                                ),
+                                None,
+                                0,
+                            )
                         last_at = stamped
                     steps = self._decisions[previous, requested]
                     if isinstance(steps, Move):
-                        return self._refuse(
-                            call_id, steps, requested, previous, origin, payload, strict
-                        ), None, 0
+                        return (
+                            self._refuse(
+                                call_id, steps, requested, previous, origin, payload, strict
+                            ),
+                            None,
+                            0,
+                        )
                     if len(steps) == 1:
                         transitions = (
                             _make_transition(
@@ -447,9 +459,13 @@ class CallTracker:
                         )
                         transitions = tuple(made)
                     else:
-                        return self._refuse(
-                            call_id, Move.REJECT, requested, previous, origin, payload, strict
-                        ), None, 0
+                        return (
+                            self._refuse(
+                                call_id, Move.REJECT, requested, previous, origin, payload, strict
+                            ),
+                            None,
+                            0,
+                        )
                 ended_at = ts if requested in self._terminal else None
                 if self._commit(
                     call_id, version, requested, transitions, last_at, ended_at, event_id
@@ -466,18 +482,22 @@ class CallTracker:
                     inflight[call_id] = queue = deque()
                 queue.append((version + 1, transitions))
                 owner = None
-        return _make_outcome(
-            call_id,
-            _APPLIED,
-            requested,
-            previous,
-            requested,
-            transitions,
-            "applied",
-            origin,
-            payload,
-            None,
-        ), owner, version + 1
+        return (
+            _make_outcome(
+                call_id,
+                _APPLIED,
+                requested,
+                previous,
+                requested,
+                transitions,
+                "applied",
+                origin,
+                payload,
+                None,
+            ),
+            owner,
+            version + 1,
+        )
 
     def _refuse(
         self,

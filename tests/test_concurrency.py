@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from callfsm import CallTracker, MemoryStore, OutcomeKind, Transition
-from callfsm._store import Head
+from callfsm._stores import Head
 
 FLOW = ["queued", "initiated", "ringing", "in_progress", "completed"]
 
