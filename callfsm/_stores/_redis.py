@@ -199,7 +199,7 @@ class RedisStore:
         """Drop the history of calls that ended before ``ended_before``, keeping their heads."""
         ids = [_text(c) for c in self.redis.zrangebyscore(self._ended, "-inf", f"({ended_before}")]
         for call_id in ids:
-            pipe = self.redis.pipeline()
+            pipe = self.redis.pipeline()  # MULTI/EXEC: the three go together
             pipe.delete(self._hist(call_id))
             pipe.hset(self._call(call_id), "evicted", 1)
             pipe.zrem(self._ended, call_id)
@@ -215,7 +215,7 @@ class RedisStore:
     def delivered(self, call_id: str, version: int) -> None:
         """Clear the "not yet delivered" mark of the commit that wrote ``version``."""
         member = self._member(call_id, version)
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)  # one round trip; order does not matter
         pipe.zrem(self._undelivered, member)
         pipe.hdel(self._batches, member)
         pipe.execute()
