@@ -258,8 +258,15 @@ class _PollerBase:
         self._failed: dict[str, Exception] = {}
         self._on_failed: list[Callable[[PollFailure], Any]] = []
         self._on_not_found: list[Callable[[PollFailure], Any]] = []
-        tracker.on_transition(self._seen)
-        tracker.on_ignored(self._seen_outcome)
+
+    def _listen(self, on: bool) -> None:
+        """(Dis)connect the handlers that notice webhook activity for followed calls."""
+        if on:
+            self.tracker.on_transition(self._seen)
+            self.tracker.on_ignored(self._seen_outcome)
+        else:
+            self.tracker.disconnect("transition", self._seen)
+            self.tracker.disconnect("ignored", self._seen_outcome)
 
     def _seen(self, t: Transition) -> None:
         if t.origin != "poll":
@@ -401,6 +408,7 @@ class Poller(_PollerBase):
             if self._running:
                 return self
             self._running = True
+        self._listen(True)
         for i in range(self.policy.concurrency):
             t = threading.Thread(target=self._work, name=f"callfsm-poller-{i}", daemon=True)
             t.start()
@@ -415,6 +423,7 @@ class Poller(_PollerBase):
         for t in self._threads:
             t.join()
         self._threads.clear()
+        self._listen(False)
         if self._owns_client:
             self.client.close()
             if self._http is not None:
@@ -541,6 +550,7 @@ class AsyncPoller(_PollerBase):
     async def start(self) -> AsyncPoller:
         """Start the worker tasks on the running loop."""
         if not self._tasks:
+            self._listen(True)
             self._wake = asyncio.Event()
             self._tasks = [
                 asyncio.create_task(self._work()) for _ in range(self.policy.concurrency)
@@ -555,6 +565,7 @@ class AsyncPoller(_PollerBase):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._listen(False)
         if self._owns_client:
             await self.client.aclose()
             if self._http is not None:

@@ -259,3 +259,13 @@ def test_the_async_poller(fake: FakeHuskyVoice) -> None:
 
     assert ["completed", "failed", "failed"] == asyncio.run(main())
     assert sorted(["completed", "failed", "failed"]) == sorted(done)
+
+
+def test_a_stopped_poller_leaves_no_handlers_behind(
+    tracker: CallTracker, fake: FakeHuskyVoice
+) -> None:
+    before = dict(tracker._hooks._handlers)
+    for _ in range(3):
+        with Poller(tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=FAST):
+            assert before != tracker._hooks._handlers
+    assert before == tracker._hooks._handlers
