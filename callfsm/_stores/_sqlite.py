@@ -84,7 +84,8 @@ class SQLiteStore:
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL-safe
+            # WAL + NORMAL: a process crash loses no commit; a power loss may lose the last few
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
