@@ -454,7 +454,9 @@ class Poller(_PollerBase):
             outcome = self.tracker.update(
                 call_id, str(data["status"]), data=data, origin="poll", strict=False
             )
-        except CallFSMError as exc:  # API errors, unknown statuses, handler errors
+        except Exception as exc:  # API errors, unknown statuses, handler errors, bugs
+            if not isinstance(exc, CallFSMError):
+                log.exception("callfsm poller: polling %r raised", call_id)
             handlers = self._give_up(call_id, exc)
             if handlers:
                 self._tell(handlers, PollFailure(call_id, exc, self.policy.max_failures))
@@ -595,7 +597,9 @@ class AsyncPoller(_PollerBase):
             outcome = await self.tracker.aupdate(
                 call_id, str(data["status"]), data=data, origin="poll", strict=False
             )
-        except CallFSMError as exc:  # API errors, unknown statuses, handler errors
+        except Exception as exc:  # API errors, unknown statuses, handler errors, bugs
+            if not isinstance(exc, CallFSMError):
+                log.exception("callfsm poller: polling %r raised", call_id)
             handlers = self._give_up(call_id, exc)
             self._kick()
             if handlers:

@@ -260,3 +260,15 @@ def test_the_async_client(fake: FakeHuskyVoice) -> None:
     call_id, status, deleted = asyncio.run(main())
     assert "queued" == status
     assert {"call_id": call_id, "deleted": True} == deleted
+
+
+def test_a_timeout_is_a_transport_error() -> None:
+    fake = FakeHuskyVoice(api_key=KEY)
+    call_id = fake.add_call()
+    fake.inject(200, delay=1.0)
+    with (
+        fake.serve() as base_url,
+        HuskyVoiceClient(KEY, base_url=base_url, timeout=0.1) as client,
+        pytest.raises(TransportError, match="ReadTimeout"),
+    ):
+        client.get_call(call_id)

@@ -11,6 +11,7 @@ from callfsm import (
     AsyncPoller,
     AuthenticationError,
     CallTracker,
+    MemoryStore,
     NotFoundError,
     Poller,
     PollFailure,
@@ -269,3 +270,27 @@ def test_a_stopped_poller_leaves_no_handlers_behind(
         with Poller(tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=FAST):
             assert before != tracker._hooks._handlers
     assert before == tracker._hooks._handlers
+
+
+def test_a_failing_store_is_a_poll_failure_not_a_dead_worker(
+    fake: FakeHuskyVoice, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(MemoryStore):
+        def commit(self, *args: object) -> bool:  # type: ignore[override]
+            raise OSError("disk full")
+
+    tracker = CallTracker(store=Broken())
+    policy = PollPolicy(rate=1000, jitter=0.0, max_failures=2).scaled(0.001)
+    failed: list[PollFailure] = []
+    with Poller(
+        tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=policy
+    ) as poller:
+        poller.on_poll_failed(failed.append)
+        with pytest.raises(OSError, match="disk full"):
+            poller.watch(fake.add_call("busy"), timeout=10)
+        second = fake.add_call("busy")
+        poller.add(second)  # the workers are still alive and polling
+        with pytest.raises(OSError, match="disk full"):
+            poller.watch(second, timeout=10)
+    assert 2 == len(failed)
+    assert "polling" in caplog.text
