@@ -276,7 +276,7 @@ def test_a_failing_store_is_a_poll_failure_not_a_dead_worker(
     fake: FakeHuskyVoice, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken(MemoryStore):
-        def commit(self, *args: object) -> bool:  # type: ignore[override]
+        def commit(self, *args: object) -> bool:
             raise OSError("disk full")
 
     tracker = CallTracker(store=Broken())
