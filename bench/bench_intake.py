@@ -279,6 +279,62 @@ def _simulate(
     return (requests / len(calls), delays[len(delays) // 2], delays[int(len(delays) * 0.95)])
 
 
+WEBHOOK_STATES = {"initiated", "in_progress", "completed", "failed"}  # none for the others
+
+
+def _simulate_hybrid(
+    calls: list[list[tuple[float, str]]], policy: PollPolicy, loss: float, seed: int
+) -> tuple[float, float, float]:
+    """Webhooks (some lost, 50 ms late) plus ``Poller.follow``: polls only when quiet.
+
+    A state is known when a webhook for it, or for a later state, arrives (the
+    tracker infers the states in between), or when a poll sees it or a later one.
+    """
+    rng = random.Random(seed)
+    now = [0.0]
+    schedule = _Schedule(policy, lambda: now[0], seed=1)
+    arrivals: list[tuple[float, int, int]] = []  # (time, call, step index)
+    for i, steps in enumerate(calls):
+        for k, (t, state) in enumerate(steps):
+            if state in WEBHOOK_STATES and rng.random() >= loss:
+                arrivals.append((t + 0.05, i, k))
+    arrivals.sort(reverse=True)
+    known = [0] * len(calls)
+    delays: list[float] = []
+    requests = 0
+    terminal = {"completed", "failed", "cancelled"}
+
+    def learn(i: int, idx: int) -> None:
+        for k in range(known[i] + 1, idx + 1):
+            delays.append(now[0] - calls[i][k][0])
+        known[i] = max(known[i], idx)
+
+    for i in range(len(calls)):
+        schedule.add(str(i), follow=True)
+    while schedule.watched:
+        call, wait = schedule.next()
+        next_hook = arrivals[-1][0] if arrivals else float("inf")
+        if call is None:
+            if next_hook <= now[0] + wait:
+                now[0] = max(now[0], next_hook)
+                _, i, k = arrivals.pop()
+                learn(i, k)
+                if calls[i][known[i]][1] in terminal:
+                    schedule.remove(str(i))
+                else:
+                    schedule.activity(str(i), "webhook")
+            else:
+                now[0] += wait
+            continue
+        i = int(call)
+        requests += 1
+        state, idx = _state_at(calls[i], now[0])
+        learn(i, idx)
+        schedule.succeeded(call, state, state in terminal)
+    delays.sort()
+    return requests / len(calls), delays[len(delays) // 2], delays[int(len(delays) * 0.95)]
+
+
 def bench_polling(n_calls: int) -> None:
     calls = _calls(n_calls, seed=11)
     print(
@@ -293,6 +349,11 @@ def bench_polling(n_calls: int) -> None:
     rows += [(f"fixed every {f:g} s", None, f) for f in (1.0, 2.0, 3.0, 5.0)]
     for name, policy, fixed in rows:
         per_call, p50, p95 = _simulate(calls, policy, fixed)
+        print(f"   {name:<44} {per_call:>13.1f} {p50:>9.2f}s {p95:>9.2f}s")
+    for loss in (0.01, 0.05):
+        hybrid = PollPolicy(rate=1e9, quiet_after=3.0)
+        per_call, p50, p95 = _simulate_hybrid(calls, hybrid, loss, seed=5)
+        name = f"hybrid: webhooks ({loss:.0%} lost) + polls after 3 s quiet"
         print(f"   {name:<44} {per_call:>13.1f} {p50:>9.2f}s {p95:>9.2f}s")
     print()
 

@@ -218,8 +218,9 @@ class _Schedule:
             return
         w.failures = 0
         now = self.clock()
-        if w.follow and now - w.last_activity < self.policy.quiet_after:
-            self.push(call_id, w.last_activity + self.policy.quiet_after)
+        quiet_until = w.last_activity + self.policy.quiet_after
+        if w.follow and quiet_until > now:  # compare the sum itself: no rounding gap
+            self.push(call_id, quiet_until)
         else:
             self.push(call_id, now + self.interval(state))
 

@@ -294,3 +294,16 @@ def test_a_failing_store_is_a_poll_failure_not_a_dead_worker(
             poller.watch(second, timeout=10)
     assert 2 == len(failed)
     assert "polling" in caplog.text
+
+
+def test_a_followed_call_polled_just_as_it_goes_quiet_is_rescheduled_ahead() -> None:
+    # 13.117170893019287 + 3.0 rounds to a time not after 16.117170893019285
+    # although their difference is below 3.0: the next poll must still lie ahead
+    now = [13.117170893019287]
+    s = _Schedule(PollPolicy(jitter=0.0, quiet_after=3.0), lambda: now[0], seed=1)
+    s.add("c", follow=True)
+    now[0] = 16.117170893019285
+    s.succeeded("c", "in_progress", terminal=False)
+    due = s.due("c")
+    assert due is not None
+    assert due > now[0]
