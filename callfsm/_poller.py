@@ -64,8 +64,15 @@ class PollPolicy:
             (reported on ``poll_failed``).
         rate: Requests per second at most, across all calls (one API quota).
         concurrency: Requests in flight at most; also the connection pool size.
-        quiet_after: For calls fed by webhooks (:meth:`Poller.follow`): seconds
-            without any update before polling starts.
+        quiet_after: For calls fed by webhooks (:meth:`Poller.follow`) in one of
+            ``quiet_states``: seconds without any update before a safety-net
+            poll, and between such polls.
+        quiet_states: The states whose every way out sends a webhook, so that a
+            followed call in one needs polling only when the webhook is lost.
+            For HuskyVoice that is ``in_progress`` (answered calls end with
+            ``call.completed`` or ``call.failed``); from the other states some
+            moves send nothing (``ringing``, ``cancelled``), so followed calls
+            there are polled at their interval.
         timeout: Seconds per request; ``pool_timeout`` waits for a connection.
         pool_timeout: Seconds to wait for a free connection.
     """
@@ -81,6 +88,7 @@ class PollPolicy:
     rate: float = 20.0
     concurrency: int = 8
     quiet_after: float = 30.0
+    quiet_states: frozenset[str] = frozenset({"in_progress"})
     timeout: float = 10.0
     pool_timeout: float = 5.0
 
@@ -126,6 +134,7 @@ class _Watch:
     failures: int = 0
     follow: bool = False  # fed by webhooks; polled only once quiet
     last_activity: float = 0.0
+    state: str | None = None  # the last state seen, by poll or webhook
     token: int = 0  # invalidates stale heap entries
 
 
@@ -157,7 +166,14 @@ class _Schedule:
             self.watched[call_id] = w = _Watch(follow=follow, last_activity=now)
         else:
             w.follow = follow
-        self.push(call_id, now + (self.policy.quiet_after if follow else 0.0))
+        self.push(call_id, self._next_due(w, now) if follow else now)
+
+    def _next_due(self, w: _Watch, now: float) -> float:
+        """When to poll next: a safety-net poll per quiet period in a quiet state, else
+        at the state's interval."""
+        if w.follow and w.state in self.policy.quiet_states:
+            return max(w.last_activity, now) + self.policy.quiet_after
+        return now + self.interval(w.state)
 
     def remove(self, call_id: str) -> None:
         self.watched.pop(call_id, None)
@@ -173,12 +189,13 @@ class _Schedule:
         j = self.policy.jitter
         return base * (1.0 + self.rng.uniform(-j, j)) if j else base
 
-    def activity(self, call_id: str, origin: str) -> None:
+    def activity(self, call_id: str, origin: str, state: str) -> None:
         """A webhook (or any non-poll update) came: a followed call is not quiet."""
         w = self.watched.get(call_id)
         if w is not None and w.follow and origin != "poll":
             w.last_activity = now = self.clock()
-            self.push(call_id, now + self.policy.quiet_after)
+            w.state = state
+            self.push(call_id, self._next_due(w, now))
 
     def next(self) -> tuple[str | None, float]:
         """The call to poll now, or None and how long to wait before asking again."""
@@ -217,12 +234,8 @@ class _Schedule:
             self.remove(call_id)
             return
         w.failures = 0
-        now = self.clock()
-        quiet_until = w.last_activity + self.policy.quiet_after
-        if w.follow and quiet_until > now:  # compare the sum itself: no rounding gap
-            self.push(call_id, quiet_until)
-        else:
-            self.push(call_id, now + self.interval(state))
+        w.state = state
+        self.push(call_id, self._next_due(w, self.clock()))
 
     def failed(self, call_id: str, error: Exception) -> int | None:
         """Reschedule after an error; returns the attempt count when the call is given up."""
@@ -272,12 +285,12 @@ class _PollerBase:
     def _seen(self, t: Transition) -> None:
         if t.origin != "poll":
             with self._schedule.lock:
-                self._schedule.activity(t.call_id, t.origin)
+                self._schedule.activity(t.call_id, t.origin, t.dest)
 
     def _seen_outcome(self, o: Outcome) -> None:
         if o.origin != "poll":
             with self._schedule.lock:
-                self._schedule.activity(o.call_id, o.origin)
+                self._schedule.activity(o.call_id, o.origin, o.state)
 
     @property
     def requests(self) -> int:

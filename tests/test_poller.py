@@ -155,27 +155,46 @@ def test_concurrency_is_bounded(tracker: CallTracker, fake: FakeHuskyVoice) -> N
     assert 1 < most <= 3
 
 
-def test_hybrid_polls_only_once_webhooks_go_quiet(tracker: CallTracker) -> None:
-    fake = FakeHuskyVoice(api_key=KEY, step=0.03, webhooks=None)
+def test_hybrid_polls_a_quiet_answered_call_only_when_its_webhooks_stop(
+    tracker: CallTracker,
+) -> None:
+    clock = [0.0]
+    fake = FakeHuskyVoice(api_key=KEY, step=1.0, clock=lambda: clock[0])
     policy = PollPolicy(
         rate=1000,
         concurrency=2,
         jitter=0.0,
         intervals=dict.fromkeys(("queued", "initiated", "ringing", "in_progress"), 0.01),
-        quiet_after=0.1,
+        quiet_after=0.2,
     )
     call_id = fake.add_call("answered")
+    clock[0] = 3.5  # the fake's call is in_progress now; it completes at 4.0
     with Poller(
         tracker, api_key=KEY, base_url=BASE, transport=fake.transport, policy=policy
     ) as poller:
-        tracker.update(call_id, "call.initiated", origin="webhook")
         poller.follow(call_id)
-        assert 0 == poller.requests  # webhooks are flowing: no polling yet
-        # no more webhooks come (lost): after quiet_after the poller takes over
-        final = poller.watch(call_id, timeout=10)
+        tracker.update(call_id, "call.answered", origin="webhook")
+        # answered calls always end with a webhook: no polling while it may come
+        threading.Event().wait(0.1)
+        assert 0 == poller.requests  # (the first poll is due 0.5 s after the webhook)
+        clock[0] = 5.0  # it ended, and the call.completed webhook was lost
+        final = poller.watch(call_id, timeout=10)  # the safety-net poll finds it
     assert "completed" == final.state
     assert "poll" == final.history[-1].origin
-    assert poller.requests >= 1
+    assert 1 <= poller.requests <= 3
+
+
+def test_hybrid_keeps_polling_states_whose_way_out_sends_no_webhook() -> None:
+    now = [0.0]
+    s = _Schedule(PollPolicy(jitter=0.0, quiet_after=30.0), lambda: now[0], seed=1)
+    s.add("c", follow=True)
+    s.activity("c", "webhook", "initiated")  # initiated -> ringing sends nothing
+    assert 1.0 == s.due("c")
+    s.activity("c", "webhook", "in_progress")  # every way out sends a webhook
+    assert 30.0 == s.due("c")
+    now[0] = 30.0
+    s.succeeded("c", "in_progress", terminal=False)  # a safety-net poll found nothing new
+    assert 60.0 == s.due("c")
 
 
 def _rounded(step: tuple[str | None, float]) -> tuple[str | None, float]:
