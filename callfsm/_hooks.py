@@ -176,12 +176,18 @@ class Hooks:
                 continue
             try:
                 result = handler(payload)
-                if result is not None and inspect.isawaitable(result):
-                    _close(result)
-                    raise TypeError("handler returned an awaitable on the synchronous path")
+                if result is not None:
+                    self.check_result(result)
             except Exception as exc:
                 failures = self.failed(sig.name, handler, exc, payload, failures)
         return failures
+
+    @staticmethod
+    def check_result(result: object) -> None:
+        """Refuse an awaitable returned on the synchronous path (closing it unawaited)."""
+        if inspect.isawaitable(result):
+            _close(result)
+            raise TypeError("handler returned an awaitable on the synchronous path")
 
     def send_raw(
         self, sig: TrackerSignal, payload: object, failures: list[HandlerFailure] | None
