@@ -133,21 +133,11 @@ class WebhookReceiver:
         checked = self._check(body, headers, method)
         if isinstance(checked, WebhookResponse):
             return checked
-        call_id, event_type, at, data, event_id, envelope = checked
+        envelope, update = checked
         try:
-            outcome = self.tracker.update(
-                call_id,
-                event_type,
-                at=at,
-                data=data,
-                origin="webhook",
-                event_id=event_id,
-                strict=False,
-            )
-        except UnknownStatus:
-            return self._unknown(envelope)
-        except HandlerError as exc:
-            return self._handler_failed(exc)
+            outcome = self.tracker.update(**update)
+        except (UnknownStatus, HandlerError) as exc:
+            return self._not_applied(exc, envelope)
         return WebhookResponse(200, {"result": str(outcome.kind)}, outcome)
 
     async def ahandle(self, body: bytes, headers: Headers, method: str = "POST") -> WebhookResponse:
@@ -155,21 +145,11 @@ class WebhookReceiver:
         checked = self._check(body, headers, method)
         if isinstance(checked, WebhookResponse):
             return checked
-        call_id, event_type, at, data, event_id, envelope = checked
+        envelope, update = checked
         try:
-            outcome = await self.tracker.aupdate(
-                call_id,
-                event_type,
-                at=at,
-                data=data,
-                origin="webhook",
-                event_id=event_id,
-                strict=False,
-            )
-        except UnknownStatus:
-            return self._unknown(envelope)
-        except HandlerError as exc:
-            return self._handler_failed(exc)
+            outcome = await self.tracker.aupdate(**update)
+        except (UnknownStatus, HandlerError) as exc:
+            return self._not_applied(exc, envelope)
         return WebhookResponse(200, {"result": str(outcome.kind)}, outcome)
 
     def verify(self, body: bytes, signature: str | None) -> bool:
@@ -185,7 +165,8 @@ class WebhookReceiver:
 
     def _check(
         self, body: bytes, headers: Headers, method: str
-    ) -> WebhookResponse | tuple[str, str, datetime, dict[str, Any], str, dict[str, Any]]:
+    ) -> WebhookResponse | tuple[dict[str, Any], dict[str, Any]]:
+        """A refusal, or the envelope and the tracker update it asks for."""
         if method.upper() != "POST":
             return self._refused(_refuse(405, f"method {method} not allowed; use POST"))
         if len(body) > self.max_body:
@@ -218,13 +199,27 @@ class WebhookReceiver:
             return self._refused(_refuse(400, "'created_at' is not an ISO 8601 time"))
         if self.max_age is not None and self._clock() - at.timestamp() > self.max_age:
             return self._refused(_refuse(400, f"'created_at' is older than {self.max_age:g} s"))
-        return call_id, envelope["event_type"], at, data, envelope["event_id"], envelope
+        update = {
+            "call_id": call_id,
+            "status": envelope["event_type"],
+            "at": at,
+            "data": data,
+            "origin": "webhook",
+            "event_id": envelope["event_id"],
+            "strict": False,
+        }
+        return envelope, update
 
     def _refused(self, response: WebhookResponse) -> WebhookResponse:
         log.warning("callfsm webhook refused: %s %s", response.status, response.body["error"])
         if self.refused.receivers:
             self.refused.send(self, response=response)
         return response
+
+    def _not_applied(self, exc: Exception, envelope: dict[str, Any]) -> WebhookResponse:
+        if isinstance(exc, HandlerError):
+            return self._handler_failed(exc)
+        return self._unknown(envelope)
 
     def _unknown(self, envelope: dict[str, Any]) -> WebhookResponse:
         log.info("callfsm webhook with unknown event type %r acknowledged", envelope["event_type"])
