@@ -62,3 +62,17 @@ def test_the_walkthrough_output_is_checked() -> None:
     walkthrough = [i for i, code in PYTHON if "call_1" in code]
     assert walkthrough
     assert _expected_output(walkthrough[0]) is not None
+
+
+def test_the_redis_worker_setup_runs_against_a_real_redis(redis_url: str) -> None:
+    (code,) = [c for _, c in PYTHON if "def make_tracker" in c]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README redis block", "exec"), namespace)
+    tracker = namespace["make_tracker"](redis_url)  # type: ignore[operator]
+    try:
+        tracker.update("readme_call", "completed")
+        assert "completed" == tracker.state("readme_call")
+        assert 0 == tracker.recover(older_than=0)  # delivered: nothing left marked
+    finally:
+        tracker.store.clear()
+        tracker.store.close()
