@@ -4,8 +4,9 @@
 Both drive one :class:`_Schedule`, which decides without doing I/O: when each
 call is due (an interval per state, with jitter), how long to back off after
 errors (exponential, at least ``Retry-After``), the account-wide request rate
-(a token bucket) and when a webhook-fed call has gone quiet long enough to
-need polling. A fixed set of workers (``concurrency``) does the requests, so a
+(a token bucket), and, for webhook-fed calls, which states need regular polling
+(those with a way out that sends no webhook) and when a quiet one needs a
+safety-net poll. A fixed set of workers (``concurrency``) does the requests, so a
 thousand watched calls never become a thousand requests at once.
 """
 
@@ -406,7 +407,12 @@ class Poller(_PollerBase):
             self._schedule.lock.notify()
 
     def follow(self, call_id: str) -> None:
-        """Hybrid: the call is fed by webhooks; poll it only once it has gone quiet."""
+        """Hybrid: the call is fed by webhooks too.
+
+        It is polled at its state's interval while some way out of that state
+        sends no webhook, and in the policy's ``quiet_states`` only once per
+        ``quiet_after`` seconds without an update (a safety net for lost webhooks).
+        """
         with self._schedule.lock:
             self._schedule.add(call_id, follow=True)
             self._schedule.lock.notify()
@@ -553,7 +559,7 @@ class AsyncPoller(_PollerBase):
         self._kick()
 
     def follow(self, call_id: str) -> None:
-        """Hybrid: poll a webhook-fed call only once it has gone quiet."""
+        """Hybrid: the call is fed by webhooks too (see :meth:`Poller.follow`)."""
         with self._schedule.lock:
             self._schedule.add(call_id, follow=True)
         self._kick()
