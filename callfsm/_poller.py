@@ -308,8 +308,51 @@ class _PollerBase:
         self._on_not_found.append(handler)
         return handler
 
-    def _watching(self, call_id: str) -> bool:
-        return call_id in self._schedule.watched
+    # -- what both pollers do around one request ---------------------------------------
+
+    def _kick(self) -> None:
+        """Wake idle workers after a change to the schedule (the caller holds no lock)."""
+
+    def add(self, call_id: str) -> None:
+        """Poll this call until it ends (from now on)."""
+        self._schedule_call(call_id, follow=False)
+
+    def follow(self, call_id: str) -> None:
+        """Hybrid: the call is fed by webhooks too.
+
+        It is polled at its state's interval while some way out of that state
+        sends no webhook, and in the policy's ``quiet_states`` only once per
+        ``quiet_after`` seconds without an update (a safety net for lost webhooks).
+        """
+        self._schedule_call(call_id, follow=True)
+
+    def remove(self, call_id: str) -> None:
+        """Stop polling this call."""
+        with self._schedule.lock:
+            self._schedule.remove(call_id)
+
+    def _schedule_call(self, call_id: str, follow: bool) -> None:
+        with self._schedule.lock:
+            self._schedule.add(call_id, follow=follow)
+            self._schedule.lock.notify()
+        self._kick()
+
+    def _polled(self, call_id: str, outcome: Outcome) -> None:
+        """Reschedule a call after a successful poll (or drop it at its end)."""
+        with self._schedule.lock:
+            state = outcome.state
+            self._schedule.succeeded(call_id, state, self.tracker.lifecycle.is_terminal(state))
+            self._schedule.lock.notify()
+        self._kick()
+
+    def _poll_failed(self, call_id: str, exc: Exception) -> None:
+        """Back off, give up, or stop everything, as the error says; tell the handlers."""
+        if not isinstance(exc, CallFSMError):
+            log.exception("callfsm poller: polling %r raised", call_id)
+        handlers = self._give_up(call_id, exc)
+        self._kick()
+        if handlers:
+            self._tell(handlers, PollFailure(call_id, exc, self.policy.max_failures))
 
     def _give_up(self, call_id: str, exc: Exception) -> list[Callable[[PollFailure], Any]]:
         """Decide what an error means; returns the handlers to tell (caller holds no lock)."""
@@ -400,28 +443,6 @@ class Poller(_PollerBase):
         self._threads: list[threading.Thread] = []
         self._running = False
 
-    def add(self, call_id: str) -> None:
-        """Poll this call until it ends (from now on)."""
-        with self._schedule.lock:
-            self._schedule.add(call_id)
-            self._schedule.lock.notify()
-
-    def follow(self, call_id: str) -> None:
-        """Hybrid: the call is fed by webhooks too.
-
-        It is polled at its state's interval while some way out of that state
-        sends no webhook, and in the policy's ``quiet_states`` only once per
-        ``quiet_after`` seconds without an update (a safety net for lost webhooks).
-        """
-        with self._schedule.lock:
-            self._schedule.add(call_id, follow=True)
-            self._schedule.lock.notify()
-
-    def remove(self, call_id: str) -> None:
-        """Stop polling this call."""
-        with self._schedule.lock:
-            self._schedule.remove(call_id)
-
     def start(self) -> Poller:
         """Start the worker threads."""
         with self._schedule.lock:
@@ -475,16 +496,9 @@ class Poller(_PollerBase):
                 call_id, str(data["status"]), data=data, origin="poll", strict=False
             )
         except Exception as exc:  # API errors, unknown statuses, handler errors, bugs
-            if not isinstance(exc, CallFSMError):
-                log.exception("callfsm poller: polling %r raised", call_id)
-            handlers = self._give_up(call_id, exc)
-            if handlers:
-                self._tell(handlers, PollFailure(call_id, exc, self.policy.max_failures))
+            self._poll_failed(call_id, exc)
             return
-        with self._schedule.lock:
-            state = outcome.state
-            self._schedule.succeeded(call_id, state, self.tracker.lifecycle.is_terminal(state))
-            self._schedule.lock.notify()
+        self._polled(call_id, outcome)
 
     def watch(self, call_id: str, timeout: float | None = None) -> CallRecord:
         """Poll the call until it ends and return its final record.
@@ -552,23 +566,6 @@ class AsyncPoller(_PollerBase):
         if self._wake is not None:
             self._wake.set()
 
-    def add(self, call_id: str) -> None:
-        """Poll this call until it ends."""
-        with self._schedule.lock:
-            self._schedule.add(call_id)
-        self._kick()
-
-    def follow(self, call_id: str) -> None:
-        """Hybrid: the call is fed by webhooks too (see :meth:`Poller.follow`)."""
-        with self._schedule.lock:
-            self._schedule.add(call_id, follow=True)
-        self._kick()
-
-    def remove(self, call_id: str) -> None:
-        """Stop polling this call."""
-        with self._schedule.lock:
-            self._schedule.remove(call_id)
-
     async def start(self) -> AsyncPoller:
         """Start the worker tasks on the running loop."""
         if not self._tasks:
@@ -618,17 +615,9 @@ class AsyncPoller(_PollerBase):
                 call_id, str(data["status"]), data=data, origin="poll", strict=False
             )
         except Exception as exc:  # API errors, unknown statuses, handler errors, bugs
-            if not isinstance(exc, CallFSMError):
-                log.exception("callfsm poller: polling %r raised", call_id)
-            handlers = self._give_up(call_id, exc)
-            self._kick()
-            if handlers:
-                self._tell(handlers, PollFailure(call_id, exc, self.policy.max_failures))
+            self._poll_failed(call_id, exc)
             return
-        with self._schedule.lock:
-            state = outcome.state
-            self._schedule.succeeded(call_id, state, self.tracker.lifecycle.is_terminal(state))
-        self._kick()
+        self._polled(call_id, outcome)
 
     async def watch(self, call_id: str, timeout: float | None = None) -> CallRecord:
         """Poll the call until it ends and return its final record (see :meth:`Poller.watch`)."""
