@@ -597,16 +597,10 @@ class CallTracker:
                             hooks.check_result(result)
                     except Exception as exc:
                         failures = hooks.failed(sig.name, handler, exc, t, failures)
-            if self._durable:
-                self.store.delivered(call_id, version)
-            with lock:
-                queue = self._inflight[call_id]
-                if not queue:
-                    del self._inflight[call_id]  # this thread's delivery of the call ends
-                    if self._waiters:
-                        self._wake(call_id, batch)
-                    return failures
-                version, batch = queue.popleft()
+            following = self._finish_batch(call_id, version, batch, lock)
+            if following is None:
+                return failures
+            version, batch = following
 
     async def _adrain(
         self, call_id: str, version: int, batch: tuple[Transition, ...], lock: threading.Lock
@@ -617,16 +611,10 @@ class CallTracker:
         while True:
             for t in batch:
                 failures = await hooks.send_async(hooks.plan(t.source, t.dest), t, failures)
-            if self._durable:
-                self.store.delivered(call_id, version)
-            with lock:
-                queue = self._inflight[call_id]
-                if not queue:
-                    del self._inflight[call_id]  # this thread's delivery of the call ends
-                    if self._waiters:
-                        self._wake(call_id, batch)
-                    return failures
-                version, batch = queue.popleft()
+            following = self._finish_batch(call_id, version, batch, lock)
+            if following is None:
+                return failures
+            version, batch = following
 
     def recover(self, older_than: float = 60.0) -> int:
         """Deliver transitions a crashed process stored but never delivered.
@@ -667,6 +655,21 @@ class CallTracker:
         if failures and self.raise_handler_errors:
             raise HandlerError(failures) from failures[0].error
         return delivered
+
+    def _finish_batch(
+        self, call_id: str, version: int, batch: tuple[Transition, ...], lock: threading.Lock
+    ) -> tuple[int, tuple[Transition, ...]] | None:
+        """Mark a delivered batch; hand back the next queued one, or end this delivery."""
+        if self._durable:
+            self.store.delivered(call_id, version)
+        with lock:
+            queue = self._inflight[call_id]
+            if queue:
+                return queue.popleft()
+            del self._inflight[call_id]
+            if self._waiters:
+                self._wake(call_id, batch)
+        return None
 
     def _wake(self, call_id: str, last: tuple[Transition, ...]) -> None:
         """Wake the waiters of a call whose delivery just ended (under its lock)."""
